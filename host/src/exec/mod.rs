@@ -1,0 +1,1 @@
+//! Running plan steps inside the image's own userland.

@@ -1,0 +1,1 @@
+//! Fetching from the network on behalf of plugins, from allowed sources only.

@@ -1,0 +1,1 @@
+//! Opening images and writing patched ones.

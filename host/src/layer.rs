@@ -1,0 +1,1 @@
+//! Turning the changes of a run into one new image layer.

@@ -1,0 +1,1 @@
+//! Loading ecosystem plugins and calling them in a sandbox.

@@ -1,0 +1,1 @@
+//! Choosing the version each vulnerable package moves to.

@@ -1,0 +1,1 @@
+//! Scanner reports: Trivy and Grype JSON into findings.

@@ -1,0 +1,1 @@
+//! Unpacking image layers into directories, cached by diff id.
