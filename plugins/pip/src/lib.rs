@@ -1,1 +1,1 @@
-
+//! salve plugin for Python packages installed with pip.

@@ -1,0 +1,1 @@
+//! salve plugin for Node.js packages installed with npm.
