@@ -451,6 +451,22 @@ impl Plugin {
         )
     }
 
+    /// The key of a package name as a report spells it.
+    ///
+    /// # Errors
+    ///
+    /// The plugin failed or returned nonsense.
+    pub fn package_key(&self, name: &str) -> Result<String, Error> {
+        let key = self.call_pure("package-key", |p, s| {
+            p.salve_plugin_plugin().call_package_key(s, name)
+        })?;
+        if key.is_empty() || key.len() > validate::MAX_NAME {
+            let e = format!("a key of {} bytes for {name:?}", key.len());
+            return Err(self.error("package-key", ErrorKind::Nonsense(e)));
+        }
+        Ok(key)
+    }
+
     /// Lists what is installed under `root` (the image's files, read-only).
     ///
     /// # Errors
