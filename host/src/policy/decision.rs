@@ -5,7 +5,7 @@ use std::fmt;
 use crate::plugin::Bump;
 use crate::report::FixState;
 
-use super::Level;
+use super::{Level, Vulnerability};
 
 /// The policy's decision for one package copy.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
@@ -46,6 +46,36 @@ pub struct Skip {
     pub already_fixed: Vec<String>,
     /// Every other vulnerability, each with its own reason.
     pub open: Vec<Open>,
+}
+
+impl Skip {
+    /// The skip of a copy whose scanner type no loaded plugin takes: each
+    /// of its vulnerabilities stays open, unassessed.
+    pub fn no_plugin(report_type: &str, vulnerabilities: &[Vulnerability<'_>]) -> Self {
+        let reason = SkipReason::NoPlugin {
+            report_type: report_type.to_owned(),
+        };
+        Skip {
+            reason,
+            already_fixed: Vec::new(),
+            open: unassessed(vulnerabilities),
+        }
+    }
+}
+
+/// Each distinct vulnerability, open and unassessed.
+pub(super) fn unassessed(vulnerabilities: &[Vulnerability<'_>]) -> Vec<Open> {
+    let mut open: Vec<Open> = Vec::new();
+    for vulnerability in vulnerabilities {
+        if !open.iter().any(|o| o.id == vulnerability.id) {
+            let id = vulnerability.id.to_owned();
+            open.push(Open {
+                id,
+                reason: OpenReason::Unassessed,
+            });
+        }
+    }
+    open
 }
 
 /// A vulnerability left open, and why.

@@ -8,7 +8,7 @@ use tracing::debug;
 use crate::plugin::{Bump, PackageKind};
 use crate::report::FixState;
 
-use super::decision::{Decision, Hint, Open, OpenReason, Skip, SkipReason, Update};
+use super::decision::{Decision, Hint, Open, OpenReason, Skip, SkipReason, Update, unassessed};
 use super::{Level, Options, Query};
 
 /// Decides where one package copy moves.
@@ -98,7 +98,7 @@ impl<'q, 'a> Selector<'q, 'a> {
             }
         }
         let ids = |indexes: &[usize]| indexes.iter().map(|&i| vulns[i].id.to_owned()).collect();
-        let mut open: Vec<Open> = unfixable
+        let open: Vec<Open> = unfixable
             .iter()
             .map(|&i| unfixable_open(&vulns[i]))
             .collect();
@@ -122,16 +122,74 @@ impl<'q, 'a> Selector<'q, 'a> {
         if query.kind == PackageKind::Os {
             return self.os_update(&vulns, &already, &needy, open);
         }
+        self.library_update(&vulns, &already, &needy, open)
+    }
 
-        // Weigh every version the copy could move to.
-        let candidates = self.candidates(&vulns, &already)?;
-        let allow_prereleases = self.allow_prereleases;
-        let allowed = |c: &Candidate<'_>| {
-            (query.always_latest || query.options.level.allows(c.bump))
-                && (allow_prereleases || !c.prerelease)
+    /// Libraries move to the allowed version that closes the most.
+    fn library_update(
+        &mut self,
+        vulns: &[Vuln<'a>],
+        already: &[usize],
+        needy: &[usize],
+        mut open: Vec<Open>,
+    ) -> Result<Decision, Fault> {
+        let candidates = self.candidates(vulns, already)?;
+        let chosen = self.choose(&candidates, needy)?;
+
+        // Say why each vulnerability the move leaves open stays open.
+        let mut reasons = Vec::new();
+        for &index in needy {
+            if chosen.is_some_and(|target| target.closes.contains(&index)) {
+                continue;
+            }
+            let reason = self.open_reason(vulns, index, &candidates, chosen)?;
+            reasons.push(reason.clone());
+            open.push(Open {
+                id: vulns[index].id.to_owned(),
+                reason,
+            });
+        }
+        open.sort_by_key(|o| vulns.iter().position(|v| v.id == o.id));
+
+        let ids = |indexes: &mut dyn Iterator<Item = usize>| {
+            indexes.map(|i| vulns[i].id.to_owned()).collect::<Vec<_>>()
         };
-        let mut chosen: Option<&Candidate<'_>> = None;
-        for candidate in candidates.iter().filter(|c| allowed(c)) {
+        let already_fixed = ids(&mut already.iter().copied());
+        let Some(target) = chosen else {
+            let reason = self.skip_reason(&reasons);
+            return Ok(Decision::Skip(Skip {
+                reason,
+                already_fixed,
+                open,
+            }));
+        };
+        let closes = ids(&mut needy.iter().copied().filter(|i| target.closes.contains(i)));
+        Ok(Decision::Update(Update {
+            from: self.query.installed.trim().to_owned(),
+            to: target.version.to_owned(),
+            bump: target.bump,
+            closes,
+            already_fixed,
+            open,
+        }))
+    }
+
+    /// Whether the level and the pre-release rule let the copy move here.
+    fn allowed(&self, candidate: &Candidate<'_>) -> bool {
+        let query = self.query;
+        (query.always_latest || query.options.level.allows(candidate.bump))
+            && (self.allow_prereleases || !candidate.prerelease)
+    }
+
+    /// The best allowed candidate that closes something the installed
+    /// version does not and re-opens nothing.
+    fn choose<'c>(
+        &self,
+        candidates: &'c [Candidate<'a>],
+        needy: &[usize],
+    ) -> Result<Option<&'c Candidate<'a>>, Fault> {
+        let mut chosen: Option<&'c Candidate<'a>> = None;
+        for candidate in candidates.iter().filter(|c| self.allowed(c)) {
             let closes_needy = candidate.closes.iter().any(|i| needy.contains(i));
             if !closes_needy || !candidate.reopens.is_empty() {
                 continue;
@@ -141,48 +199,7 @@ impl<'q, 'a> Selector<'q, 'a> {
                 _ => Some(candidate),
             };
         }
-
-        // Say why each vulnerability the move leaves open stays open.
-        let left: Vec<usize> = match chosen {
-            Some(target) => needy
-                .iter()
-                .copied()
-                .filter(|i| !target.closes.contains(i))
-                .collect(),
-            None => needy.clone(),
-        };
-        let mut reasons = Vec::new();
-        for &index in &left {
-            let reason = self.open_reason(&vulns, index, &candidates, chosen, &allowed)?;
-            reasons.push(reason.clone());
-            open.push(Open {
-                id: vulns[index].id.to_owned(),
-                reason,
-            });
-        }
-        open.sort_by_key(|o| vulns.iter().position(|v| v.id == o.id));
-
-        let Some(target) = chosen else {
-            let reason = self.skip_reason(&reasons);
-            return Ok(Decision::Skip(Skip {
-                reason,
-                already_fixed: ids(&already),
-                open,
-            }));
-        };
-        let closes: Vec<usize> = needy
-            .iter()
-            .copied()
-            .filter(|i| target.closes.contains(i))
-            .collect();
-        Ok(Decision::Update(Update {
-            from: installed.to_owned(),
-            to: target.version.to_owned(),
-            bump: target.bump,
-            closes: ids(&closes),
-            already_fixed: ids(&already),
-            open,
-        }))
+        Ok(chosen)
     }
 
     /// Merges repeated rows of one vulnerability and parses its fixes.
@@ -328,7 +345,6 @@ impl<'q, 'a> Selector<'q, 'a> {
         index: usize,
         candidates: &[Candidate<'a>],
         chosen: Option<&Candidate<'a>>,
-        allowed: &dyn Fn(&Candidate<'a>) -> bool,
     ) -> Result<OpenReason, Fault> {
         let query = self.query;
         let closing: Vec<&Candidate<'a>> = candidates
@@ -340,7 +356,7 @@ impl<'q, 'a> Selector<'q, 'a> {
         };
 
         // Within the policy, but another version won or it re-opens something.
-        if let Some(c) = self.lowest(closing.iter().copied().filter(|c| allowed(c)))? {
+        if let Some(c) = self.lowest(closing.iter().copied().filter(|c| self.allowed(c)))? {
             if !c.reopens.is_empty() {
                 let reopens = ids(&mut c.reopens.iter().copied());
                 return Ok(OpenReason::Reopens {
@@ -560,15 +576,7 @@ fn unfixable_open(vuln: &Vuln<'_>) -> Open {
 
 /// A skip decided before the vulnerabilities could be weighed.
 fn skip_unassessed(query: &Query<'_>, reason: SkipReason) -> Decision {
-    let mut open: Vec<Open> = Vec::new();
-    for vuln in query.vulnerabilities {
-        if !open.iter().any(|o| o.id == vuln.id) {
-            open.push(Open {
-                id: vuln.id.to_owned(),
-                reason: OpenReason::Unassessed,
-            });
-        }
-    }
+    let open = unassessed(query.vulnerabilities);
     Decision::Skip(Skip {
         reason,
         already_fixed: Vec::new(),

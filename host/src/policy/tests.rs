@@ -1010,3 +1010,18 @@ fn levels_allow_moves_up_to_their_size() {
     assert!(Major.allows(Bump::Major));
     assert!(!Major.allows(Bump::None), "staying put is not a move");
 }
+
+#[test]
+fn a_type_no_plugin_takes_is_skipped_with_its_name() {
+    let fixed = ["2.2.8.1".to_owned()];
+    let vulnerabilities = [
+        Vulnerability::fixed_in("CVE-1", &fixed),
+        Vulnerability::fixed_in("CVE-1", &fixed),
+    ];
+    let decision = Decision::Skip(Skip::no_plugin("bundler", &vulnerabilities));
+    assert_eq!(decision.to_string(), "skip: no plugin handles bundler");
+    assert_eq!(
+        open_reasons(&decision),
+        ["CVE-1: not assessed: the package was skipped"]
+    );
+}

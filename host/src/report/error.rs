@@ -36,7 +36,7 @@ impl Error {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Problem {
-    /// The file could not be read (the message names the path).
+    /// The file could not be read.
     #[error(transparent)]
     Io(std::io::Error),
     /// The file holds nothing but whitespace.

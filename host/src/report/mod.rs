@@ -30,6 +30,8 @@ mod grype;
 mod package;
 mod trivy;
 
+// std::fs rather than fs-err here: every I/O error is wrapped in an
+// `Error` that names the file already, and fs-err would name it twice.
 use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
@@ -272,7 +274,7 @@ pub struct Finding {
 /// malformed; the error names the file and the field. A directory without
 /// any `.json` file is an error too.
 pub fn read(path: &Path, scanner: Option<Scanner>) -> Result<Vec<Report>, Error> {
-    let metadata = fs_err::metadata(path).map_err(|e| Error::new(path, Problem::Io(e)))?;
+    let metadata = std::fs::metadata(path).map_err(|e| Error::new(path, Problem::Io(e)))?;
     if !metadata.is_dir() {
         return Ok(vec![read_file(path, scanner)?]);
     }
@@ -312,7 +314,7 @@ fn read_file(path: &Path, scanner: Option<Scanner>) -> Result<Report, Error> {
 fn json_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     let io = |e| Error::new(dir, Problem::Io(e));
     let mut files = Vec::new();
-    for entry in fs_err::read_dir(dir).map_err(io)? {
+    for entry in std::fs::read_dir(dir).map_err(io)? {
         let path = entry.map_err(io)?.path();
         let is_json = path
             .extension()
@@ -333,7 +335,7 @@ fn json_files(dir: &Path) -> Result<Vec<PathBuf>, Error> {
 /// Reads a whole file, refusing one over [`SIZE_LIMIT`] before and while
 /// reading (a special file or one still growing has no trustworthy size).
 fn read_limited(path: &Path) -> Result<Vec<u8>, Problem> {
-    let file = fs_err::File::open(path).map_err(Problem::Io)?;
+    let file = std::fs::File::open(path).map_err(Problem::Io)?;
     let size = file.metadata().map_err(Problem::Io)?.len();
     if size > SIZE_LIMIT {
         return Err(Problem::TooLarge {
