@@ -9,6 +9,7 @@
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
+use std::path::Path;
 use std::str::FromStr;
 
 use crate::plugin::{Bump, PackageKind, Release, VersionInfo};
@@ -1024,4 +1025,67 @@ fn a_type_no_plugin_takes_is_skipped_with_its_name() {
         open_reasons(&decision),
         ["CVE-1: not assessed: the package was skipped"]
     );
+}
+
+/// The stand-in scheme for a report type, for the public reports' library
+/// findings; OS types have no honest stand-in here.
+fn scheme_for(report_type: &str) -> Option<Scheme> {
+    match report_type {
+        "python-pkg" => Some(Scheme::Pip),
+        "node-pkg" => Some(Scheme::Npm),
+        "dotnet-core" => Some(Scheme::Dotted),
+        _ => None,
+    }
+}
+
+#[test]
+fn public_reports_library_decisions_are_pinned() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .map(|dir| dir.join("shared/reports"))
+        .find(|dir| dir.is_dir())
+        .expect("shared/reports beside the repository");
+    let reports = crate::report::read(&dir, None).unwrap();
+
+    let mut out = String::new();
+    for report in &reports {
+        out.push_str(&format!(
+            "# {}\n",
+            report.path.file_name().unwrap().to_string_lossy()
+        ));
+        for package in crate::report::group(&report.findings) {
+            let Some(scheme) = scheme_for(package.report_type) else {
+                continue;
+            };
+            let versions = versions(scheme);
+            let vulnerabilities: Vec<Vulnerability<'_>> = package
+                .findings
+                .iter()
+                .map(|f| Vulnerability::from(*f))
+                .collect();
+            out.push_str(&format!(
+                "{} {} at {:?}\n",
+                package.name, package.installed, package.path
+            ));
+            for level in [Patch, Major] {
+                let decision = select(&Query {
+                    versions: versions.as_ref(),
+                    installed: package.installed,
+                    vulnerabilities: &vulnerabilities,
+                    releases: None,
+                    kind: PackageKind::Library,
+                    always_latest: package.name == "certifi",
+                    options: Options {
+                        level,
+                        allow_prereleases: false,
+                    },
+                });
+                out.push_str(&format!("  {level}: {decision}\n"));
+                for open in open_reasons(&decision) {
+                    out.push_str(&format!("    open {open}\n"));
+                }
+            }
+        }
+    }
+    insta::assert_snapshot!(out);
 }
