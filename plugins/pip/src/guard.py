@@ -3,6 +3,8 @@
 The pip plugin writes this file into the run's staging directory and runs it
 with the environment's own interpreter, before and after the install:
 
+  workdir    create the task's directory for the files below, owned by the
+             user pip runs as (run as root)
   snapshot   record `pip check` problems and which modules import, before
   review     read `pip install --dry-run --report` and refuse an install that
              would break an installed package's requirements, downgrade a
@@ -22,6 +24,7 @@ import importlib.metadata as metadata
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -109,6 +112,13 @@ def imports(module):
         return False, "timed out after %d s" % IMPORT_TIMEOUT
     lines = result.stderr.strip().splitlines()
     return result.returncode == 0, lines[-1] if lines else ""
+
+
+def workdir(args):
+    os.makedirs(args.path, exist_ok=True)
+    if args.owner:
+        shutil.chown(args.path, user=args.owner)
+    print("work directory: %s" % args.path)
 
 
 def snapshot(args):
@@ -223,6 +233,9 @@ def pip_check(args):
 def main():
     parser = argparse.ArgumentParser(prog="salve-pip-guard")
     commands = parser.add_subparsers(dest="command")
+    command = commands.add_parser("workdir")
+    command.add_argument("--path", required=True)
+    command.add_argument("--owner")
     command = commands.add_parser("snapshot")
     command.add_argument("--state", required=True)
     command.add_argument("--module", action="append", default=[])
@@ -239,7 +252,7 @@ def main():
     command = commands.add_parser("pip-check")
     command.add_argument("--state", required=True)
     args = parser.parse_args()
-    handlers = {"snapshot": snapshot, "review": review, "installed": installed,
+    handlers = {"workdir": workdir, "snapshot": snapshot, "review": review, "installed": installed,
                 "imports": imports_check, "pip-check": pip_check}
     if args.command not in handlers:
         parser.print_usage(sys.stderr)

@@ -11,7 +11,8 @@
 //! Each task, with the environment's own interpreter (`PY`) and the guard
 //! script (`src/guard.py`) written into the staging directory:
 //!
-//! 1. write the guard script;
+//! 1. write the guard script, and have it make the task's directory in
+//!    staging (owned by the user of a user site);
 //! 2. `PY guard snapshot`: record `pip check`'s problems and which of the
 //!    package's top-level modules import;
 //! 3. where pip has it (22.2 on), `PY -m pip install --dry-run --report`,
@@ -180,27 +181,37 @@ fn origin_reason(origin: &Origin) -> String {
 }
 
 /// Copies the OS package manager owns that this environment's pip would
-/// shadow by installing the same project: `key=why`, for the guard. A venv
+/// shadow by installing the same project: `key=why`, for the guard. Only
+/// the copy the interpreter imports counts (the first on its search path):
+/// an apt copy already shadowed by a pip one is not touched again. A venv
 /// shadows nothing outside itself.
 fn protected_copies(inventory: &Inventory, env: &Environment) -> Vec<String> {
     if env.kind == Kind::Venv {
         return Vec::new();
     }
-    let mut protected: Vec<String> = inventory
-        .copies
-        .iter()
-        .filter(|c| {
-            env.search_path
+    let mut active: Vec<&Copy> = Vec::new();
+    for dir in &env.search_path {
+        for copy in inventory
+            .copies
+            .iter()
+            .filter(|c| c.distribution.site_dir() == dir)
+        {
+            if !active
                 .iter()
-                .any(|d| d == c.distribution.site_dir())
-        })
+                .any(|a| a.distribution.key == copy.distribution.key)
+            {
+                active.push(copy);
+            }
+        }
+    }
+    let mut protected: Vec<String> = active
+        .into_iter()
         .filter_map(|c| match &c.origin {
             Origin::Foreign(why) => Some(format!("{}={why}", c.distribution.key)),
             _ => None,
         })
         .collect();
     protected.sort();
-    protected.dedup();
     protected
 }
 
@@ -248,8 +259,9 @@ impl Install<'_> {
         let pip = env.pip.as_deref().unwrap_or_default();
         let staging = self.context.staging_dir.trim_end_matches('/');
         let guard = format!("{staging}/salve-pip-guard.py");
-        let state = format!("{staging}/pip-task-{}-before.json", self.serial);
-        let report = format!("{staging}/pip-task-{}-report.json", self.serial);
+        let work = format!("{staging}/pip-task-{}", self.serial);
+        let state = format!("{work}/before.json");
+        let report = format!("{work}/report.json");
         let spec = format!("{}=={}", p.name, p.target);
         let site = format!("/{}", env.install_dir);
 
@@ -258,13 +270,24 @@ impl Install<'_> {
             contents: GUARD.as_bytes().to_vec(),
             mode: 0o644,
         })];
-        let mut snapshot = vec![
+
+        // The task's files, writable by the user pip runs as.
+        let mut workdir = vec![
             python.clone(),
             guard.clone(),
-            "snapshot".into(),
-            "--state".into(),
+            "workdir".into(),
+            "--path".into(),
         ];
-        snapshot.push(state.clone());
+        workdir.push(work.clone());
+        if let Some(user) = &env.user {
+            workdir.extend(["--owner".to_string(), user.name.clone()]);
+        }
+        let mut as_root = self.command(workdir);
+        as_root.user = None;
+        steps.push(Step::Run(as_root));
+
+        let mut snapshot = vec![python.clone(), guard.clone(), "snapshot".into()];
+        snapshot.extend(["--state".to_string(), state.clone()]);
         for module in &self.modules {
             snapshot.extend(["--module".to_string(), module.clone()]);
         }

@@ -105,9 +105,19 @@ fn a_venv_install_runs_the_venvs_python_with_guards_around_pip() {
         [
             "/opt/venv/bin/python",
             "/.salve/staging/salve-pip-guard.py",
+            "workdir",
+            "--path",
+            "/.salve/staging/pip-task-0",
+        ]
+    );
+    assert_eq!(
+        argv(runs[1]),
+        [
+            "/opt/venv/bin/python",
+            "/.salve/staging/salve-pip-guard.py",
             "snapshot",
             "--state",
-            "/.salve/staging/pip-task-0-before.json",
+            "/.salve/staging/pip-task-0/before.json",
             "--module",
             "requests",
         ]
@@ -130,18 +140,18 @@ fn a_venv_install_runs_the_venvs_python_with_guards_around_pip() {
         "--dry-run",
         "--quiet",
         "--report",
-        "/.salve/staging/pip-task-0-report.json",
+        "/.salve/staging/pip-task-0/report.json",
         "requests==2.31.0",
     ]);
-    assert_eq!(argv(runs[1]), dry_run);
+    assert_eq!(argv(runs[2]), dry_run);
     assert_eq!(
-        argv(runs[2]),
+        argv(runs[3]),
         [
             "/opt/venv/bin/python",
             "/.salve/staging/salve-pip-guard.py",
             "review",
             "--report",
-            "/.salve/staging/pip-task-0-report.json",
+            "/.salve/staging/pip-task-0/report.json",
             "--name",
             "requests",
             "--version",
@@ -150,8 +160,8 @@ fn a_venv_install_runs_the_venvs_python_with_guards_around_pip() {
     );
     let mut real = pip_options.to_vec();
     real.push("requests==2.31.0");
-    assert_eq!(argv(runs[3]), real);
-    assert_eq!(runs.len(), 4);
+    assert_eq!(argv(runs[4]), real);
+    assert_eq!(runs.len(), 5);
 
     for command in &runs {
         assert_eq!(command.cwd.as_deref(), Some("/"));
@@ -198,7 +208,7 @@ fn checks_pin_version_location_imports_and_pip_check() {
         [
             "imports",
             "--state",
-            "/.salve/staging/pip-task-0-before.json"
+            "/.salve/staging/pip-task-0/before.json"
         ]
     );
     assert!(checks[1].description.contains("(requests)"));
@@ -207,7 +217,7 @@ fn checks_pin_version_location_imports_and_pip_check() {
         [
             "pip-check",
             "--state",
-            "/.salve/staging/pip-task-0-before.json"
+            "/.salve/staging/pip-task-0/before.json"
         ]
     );
 }
@@ -229,7 +239,7 @@ fn debian_system_installs_break_system_packages_and_protect_apt_copies() {
     let install = install(&tasks[0]);
     assert_eq!(install[0], "/usr/bin/python3.11");
     assert!(install.contains(&"--break-system-packages"));
-    let review = argv(runs(&tasks[0])[2]);
+    let review = argv(runs(&tasks[0])[3]);
     let protected: Vec<&str> = review
         .windows(2)
         .filter(|w| w[0] == "--protect")
@@ -241,6 +251,33 @@ fn debian_system_installs_break_system_packages_and_protect_apt_copies() {
             "idna=installed by apt as python3-idna; patch with --pkg-types os",
             "pip=installed by apt as python3-pip; patch with --pkg-types os",
         ]
+    );
+}
+
+#[test]
+fn apt_copies_already_shadowed_by_pip_copies_are_not_protected() {
+    let tree = Tree::new();
+    tree.bookworm()
+        .wheel(DEBIAN_LOCAL, "requests-2.25.1.dist-info", Some("pip"))
+        .dist(DEBIAN_LOCAL, "idna", "2.10");
+    let found = packages(&tree);
+    let updates = [update(
+        &found,
+        &format!("{DEBIAN_LOCAL}/requests-2.25.1.dist-info/METADATA"),
+        "2.31.0",
+    )];
+
+    let tasks = plan(&tree, &updates, &context()).unwrap();
+
+    let review = argv(runs(&tasks[0])[3]);
+    let protected: Vec<&str> = review
+        .windows(2)
+        .filter(|w| w[0] == "--protect")
+        .map(|w| w[1])
+        .collect();
+    assert_eq!(
+        protected,
+        ["pip=installed by apt as python3-pip; patch with --pkg-types os"]
     );
 }
 
@@ -257,7 +294,7 @@ fn venvs_never_break_system_packages() {
     let tasks = plan(&tree, &updates, &context()).unwrap();
 
     assert!(!install(&tasks[0]).contains(&"--break-system-packages"));
-    assert!(!argv(runs(&tasks[0])[2]).contains(&"--protect"));
+    assert!(!argv(runs(&tasks[0])[3]).contains(&"--protect"));
 }
 
 #[test]
@@ -289,7 +326,7 @@ fn tasks_run_dependents_first_and_pip_last() {
     let indexes: Vec<Vec<u32>> = tasks.iter().map(|t| t.updates.clone()).collect();
     assert_eq!(indexes, [vec![2], vec![0], vec![1]]);
     // Each task keeps its own files in staging.
-    assert!(argv(runs(&tasks[2])[0]).contains(&"/.salve/staging/pip-task-2-before.json"));
+    assert!(argv(runs(&tasks[2])[1]).contains(&"/.salve/staging/pip-task-2/before.json"));
 }
 
 #[test]
@@ -359,6 +396,20 @@ fn user_sites_install_with_user_as_that_user() {
             .contains(&("HOME".into(), "/home/app".into()))
     );
     assert_eq!(tasks[0].checks[0].command.user.as_deref(), Some("app"));
+    // The task's directory is made by root and handed to the user.
+    let workdir = runs(&tasks[0])[0];
+    assert_eq!(
+        argv(workdir)[2..],
+        [
+            "workdir",
+            "--path",
+            "/.salve/staging/pip-task-0",
+            "--owner",
+            "app"
+        ]
+    );
+    assert_eq!(workdir.user, None);
+    assert_eq!(runs(&tasks[0])[1].user.as_deref(), Some("app"));
 }
 
 #[test]
@@ -378,8 +429,8 @@ fn old_pips_skip_the_dry_run_review() {
     let tasks = plan(&tree, &updates, &context()).unwrap();
 
     let runs = runs(&tasks[0]);
-    assert_eq!(runs.len(), 2, "snapshot and install only");
-    assert!(!argv(runs[1]).contains(&"--dry-run"));
+    assert_eq!(runs.len(), 3, "workdir, snapshot and install only");
+    assert!(!argv(runs[2]).contains(&"--dry-run"));
     assert_eq!(tasks[0].checks.len(), 3);
 }
 
