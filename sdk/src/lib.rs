@@ -110,7 +110,10 @@ pub trait Plugin {
             return Ok(Bump::None);
         }
         let leading = |v: &str| -> Vec<String> {
-            v.split(['.', '-', '+']).take(2).map(str::to_string).collect()
+            v.split(['.', '-', '+'])
+                .take(2)
+                .map(str::to_string)
+                .collect()
         };
         let (la, lb) = (leading(a), leading(b));
         Ok(if la.first() != lb.first() {
@@ -127,8 +130,7 @@ pub trait Plugin {
     /// # Errors
     ///
     /// The image cannot be read the way the plugin needs.
-    fn detect(image: &Image, context: &ImageContext, answers: &Answers)
-    -> Result<Detected, Error>;
+    fn detect(image: &Image, context: &ImageContext, answers: &Answers) -> Result<Detected, Error>;
 
     /// The releases the index offers for a copy's package, with the ones
     /// that cannot be installed at its location marked. `None` (the default)

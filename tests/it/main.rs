@@ -1,1 +1,3 @@
+//! End-to-end tests of salve: one test binary, one module per area.
 
+mod plugins;
