@@ -1,1 +1,3 @@
+//! End-to-end tests of salve on real images and reports.
 
+mod testbed;
