@@ -1,3 +1,4 @@
 //! End-to-end tests of salve: one test binary, one module per area.
 
 mod plugins;
+mod testbed;
