@@ -377,12 +377,8 @@ impl Unpacker {
         if let Some(hidden) = name.strip_prefix(b".wh.") {
             let parent_dir = self.parent_dir(parent)?;
             if hidden == b".wh..opq" {
-                rustix::fs::fsetxattr(
-                    &parent_dir,
-                    "trusted.overlay.opaque",
-                    b"y",
-                    XattrFlags::empty(),
-                )?;
+                let dir = open_dir_fd(&parent_dir, b".")?;
+                rustix::fs::fsetxattr(&dir, "trusted.overlay.opaque", b"y", XattrFlags::empty())?;
             } else if hidden.starts_with(b".wh.") {
                 debug!(entry = %String::from_utf8_lossy(&path), "skipping aufs metadata");
                 return Ok(());
@@ -454,7 +450,13 @@ impl Unpacker {
                 let Some((target_parent, target_name)) = split(&target) else {
                     return Err(EntryError::Refused("a hard link to the layer's root"));
                 };
-                let source_dir = self.root.open_dir(OsStr::from_bytes(target_parent))?;
+                let source_dir = match target_parent {
+                    [] => self.root.try_clone()?,
+                    _ => self
+                        .root
+                        .open_dir(OsStr::from_bytes(target_parent))
+                        .map_err(refuse_escape)?,
+                };
                 clear(&parent_dir, name, false)?;
                 rustix::fs::linkat(
                     &source_dir,
@@ -506,10 +508,14 @@ impl Unpacker {
             [] => self.root.try_clone()?,
             _ => {
                 let path = OsStr::from_bytes(parent);
-                if let Err(e) = self.root.create_dir_all(path) {
-                    return Err(refuse_escape(e));
+                match self.root.open_dir(path) {
+                    Ok(dir) => dir,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                        self.root.create_dir_all(path).map_err(refuse_escape)?;
+                        self.root.open_dir(path).map_err(refuse_escape)?
+                    }
+                    Err(e) => return Err(refuse_escape(e)),
                 }
-                self.root.open_dir(path).map_err(refuse_escape)?
             }
         };
         self.parent = Some((parent.to_vec(), dir.try_clone()?));
@@ -527,21 +533,38 @@ impl Unpacker {
         });
         for (path, meta) in dirs {
             let name = String::from_utf8_lossy(&path).into_owned();
-            let dir = match path.is_empty() {
-                true => self.root.try_clone(),
+            let dir = match split(&path) {
+                None => open_dir_fd(&self.root, b"."),
+                Some(([], leaf)) => open_dir_fd(&self.root, leaf),
                 // A later entry may have replaced the directory: then there is nothing to set.
-                false => match self.root.open_dir_nofollow(OsStr::from_bytes(&path)) {
-                    Ok(dir) => Ok(dir),
-                    Err(_) => continue,
-                },
+                Some((parent, leaf)) => {
+                    match self.root.open_dir_nofollow(OsStr::from_bytes(parent)) {
+                        Ok(parent) => open_dir_fd(&parent, leaf),
+                        Err(_) => continue,
+                    }
+                }
             };
-            let dir = dir.map_err(|source| LayerError::Entry {
-                entry: name.clone(),
-                source,
-            })?;
+            let dir = match dir {
+                Ok(dir) => dir,
+                Err(EntryError::Io(e)) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e.for_entry(&name)),
+            };
             set_meta_fd(&dir, &meta).map_err(|e| e.for_entry(&name))?;
         }
         Ok(())
+    }
+}
+
+/// Opens `name` below `parent` as a directory fd that metadata calls accept (cap-std's
+/// handles are `O_PATH`), never following a final symlink.
+fn open_dir_fd(parent: &Dir, name: &[u8]) -> Result<std::os::fd::OwnedFd, EntryError> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    match rustix::fs::openat(parent, name, flags, Mode::empty()) {
+        Ok(fd) => Ok(fd),
+        Err(rustix::io::Errno::NOENT | rustix::io::Errno::NOTDIR | rustix::io::Errno::LOOP) => {
+            Err(EntryError::Io(io::ErrorKind::NotFound.into()))
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -604,11 +627,10 @@ fn clear(parent: &Dir, name: &[u8], keep_dir: bool) -> Result<(), EntryError> {
 /// Reads an entry's owner, mode, mtime and xattrs from its headers.
 fn meta_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, EntryError> {
     let header = entry.header();
+    // An empty numeric field reads as 0, as GNU tar does; one that does not fit is refused.
     let number = |value: io::Result<u64>| {
-        value
-            .ok()
-            .and_then(|v| u32::try_from(v).ok())
-            .ok_or(EntryError::Refused("an owner, mode or time out of range"))
+        u32::try_from(value.unwrap_or(0))
+            .map_err(|_| EntryError::Refused("an owner or mode out of range"))
     };
     let mut meta = Meta {
         uid: number(header.uid())?,
@@ -675,7 +697,7 @@ fn timestamps(mtime: i64) -> Timestamps {
 
 /// Copies file content, leaving holes where whole blocks are zero (sparse files stay sparse).
 fn copy_sparse(from: &mut impl Read, to: &mut std::fs::File) -> io::Result<u64> {
-    let mut buf = vec![0u8; 128 << 10];
+    let mut buf = vec![0u8; CHUNK];
     let mut total = 0u64;
     let mut pending_hole = false;
     loop {
@@ -701,14 +723,13 @@ fn copy_sparse(from: &mut impl Read, to: &mut std::fs::File) -> io::Result<u64> 
     Ok(total)
 }
 
+/// The copy buffer size, and the size of the zero block chunks are compared with.
+const CHUNK: usize = 128 << 10;
+static ZEROS: [u8; CHUNK] = [0; CHUNK];
+
 fn is_zero(bytes: &[u8]) -> bool {
-    // OR-ing fixed-size words has no early exit, so it vectorizes; zero chunks are rare.
-    let words = bytes.chunks_exact(8);
-    let rest = words.remainder();
-    let folded = words.fold(0u64, |acc, w| {
-        acc | u64::from_ne_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
-    });
-    folded == 0 && rest.iter().all(|b| *b == 0)
+    // A slice comparison is a memcmp: fast in every build profile.
+    bytes.len() <= CHUNK && bytes == &ZEROS[..bytes.len()]
 }
 
 struct HashingReader<R> {
@@ -721,5 +742,705 @@ impl<R: Read> Read for HashingReader<R> {
         let n = self.inner.read(buf)?;
         self.hasher.update(&buf[..n]);
         Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+    use super::*;
+    use crate::image::fixture;
+    use crate::layer::Compression;
+
+    /// Skips a test that needs root, unless SALVE_CI=1 says skipping is a failure.
+    macro_rules! needs_root {
+        () => {
+            if !rustix::process::geteuid().is_root() {
+                assert!(
+                    std::env::var("SALVE_CI").is_err(),
+                    "SALVE_CI=1: this test needs root"
+                );
+                eprintln!("skipped: unpacking needs root (chown, mknod, trusted.* xattrs)");
+                return;
+            }
+        };
+    }
+
+    /// A tar stream written header by header, so names and links can be anything.
+    struct Evil(tar::Builder<Vec<u8>>);
+
+    impl Evil {
+        fn new() -> Evil {
+            Evil(tar::Builder::new(Vec::new()))
+        }
+
+        fn raw(
+            mut self,
+            name: &[u8],
+            kind: tar::EntryType,
+            data: &[u8],
+            link: &[u8],
+            pax: &[(&str, &[u8])],
+        ) -> Evil {
+            if !pax.is_empty() {
+                self.0
+                    .append_pax_extensions(pax.iter().map(|(k, v)| (*k, *v)))
+                    .unwrap();
+            }
+            let mut header = tar::Header::new_gnu();
+            let old = header.as_old_mut();
+            old.name[..name.len()].copy_from_slice(name);
+            old.linkname[..link.len()].copy_from_slice(link);
+            header.set_entry_type(kind);
+            header.set_size(data.len() as u64);
+            header.set_mode(if kind.is_dir() { 0o755 } else { 0o644 });
+            header.set_uid(0);
+            header.set_gid(0);
+            header.set_mtime(1_700_000_000);
+            header.set_cksum();
+            self.0.append(&header, data).unwrap();
+            self
+        }
+
+        fn file(self, name: &str, data: &[u8]) -> Evil {
+            self.raw(name.as_bytes(), tar::EntryType::Regular, data, b"", &[])
+        }
+
+        fn dir(self, name: &str) -> Evil {
+            self.raw(name.as_bytes(), tar::EntryType::Directory, b"", b"", &[])
+        }
+
+        fn symlink(self, name: &str, target: &str) -> Evil {
+            self.raw(
+                name.as_bytes(),
+                tar::EntryType::Symlink,
+                b"",
+                target.as_bytes(),
+                &[],
+            )
+        }
+
+        fn hardlink(self, name: &str, target: &str) -> Evil {
+            self.raw(
+                name.as_bytes(),
+                tar::EntryType::Link,
+                b"",
+                target.as_bytes(),
+                &[],
+            )
+        }
+
+        fn bytes(self) -> Vec<u8> {
+            self.0.into_inner().unwrap()
+        }
+    }
+
+    /// A layer directory next to an "outside" directory that must never change.
+    struct Sandbox {
+        _dir: tempfile::TempDir,
+        tree: PathBuf,
+        outside: PathBuf,
+        before: Vec<(PathBuf, Vec<u8>)>,
+    }
+
+    impl Sandbox {
+        fn new() -> Sandbox {
+            let dir = tempfile::tempdir().unwrap();
+            let tree = dir.path().join("tree");
+            let outside = dir.path().join("outside");
+            fs_err::create_dir_all(&tree).unwrap();
+            fs_err::create_dir_all(&outside).unwrap();
+            fs_err::write(outside.join("secret"), "keep").unwrap();
+            let mut sandbox = Sandbox {
+                _dir: dir,
+                tree,
+                outside,
+                before: Vec::new(),
+            };
+            sandbox.before = sandbox.snapshot();
+            sandbox
+        }
+
+        /// Every path, type, mode, content and xattr list below the outside directory.
+        fn snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+            let mut seen = Vec::new();
+            for entry in walkdir::WalkDir::new(&self.outside).sort_by_file_name() {
+                let entry = entry.unwrap();
+                let meta = entry.path().symlink_metadata().unwrap();
+                let mut state = format!("{:o} {} ", meta.mode(), meta.nlink()).into_bytes();
+                if meta.is_file() {
+                    state.extend(fs_err::read(entry.path()).unwrap());
+                }
+                let mut names = vec![0u8; 4096];
+                let n = rustix::fs::llistxattr(entry.path(), &mut names).unwrap_or(0);
+                state.extend(&names[..n]);
+                seen.push((entry.path().to_owned(), state));
+            }
+            seen
+        }
+
+        fn unpack(&self, tar_bytes: Vec<u8>) -> Result<Stats, LayerError> {
+            let result = tar(tar_bytes.as_slice(), &self.tree);
+            assert_eq!(
+                self.snapshot(),
+                self.before,
+                "something outside the tree changed"
+            );
+            assert!(!self.outside.parent().unwrap().join("escape").exists());
+            result
+        }
+    }
+
+    fn assert_refused(result: Result<Stats, LayerError>, entry: &str) {
+        match result {
+            Err(LayerError::Refused { entry: e, reason }) => {
+                assert_eq!(e, entry, "refused the wrong entry ({reason})")
+            }
+            other => panic!("expected {entry:?} to be refused, got {other:?}"),
+        }
+    }
+
+    // The hostile-layer suite: each crafted layer is refused or handled, and nothing outside
+    // the tree changes (checked by Sandbox::unpack).
+
+    #[test]
+    fn hostile_dotdot_name_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        assert_refused(
+            s.unpack(Evil::new().file("../escape", b"x").bytes()),
+            "../escape",
+        );
+    }
+
+    #[test]
+    fn hostile_dotdot_inside_a_name_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new().dir("a/").file("a/../../escape", b"x").bytes();
+        assert_refused(s.unpack(evil), "a/../../escape");
+    }
+
+    #[test]
+    fn hostile_absolute_name_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let name = format!("{}/secret", s.outside.display());
+        assert_refused(s.unpack(Evil::new().file(&name, b"pwned").bytes()), &name);
+    }
+
+    #[test]
+    fn hostile_write_through_relative_symlink_out_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .symlink("link", "../outside")
+            .file("link/secret", b"pwned")
+            .bytes();
+        assert_refused(s.unpack(evil), "link/secret");
+    }
+
+    #[test]
+    fn hostile_write_through_absolute_symlink_out_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let target = s.outside.display().to_string();
+        let evil = Evil::new()
+            .symlink("link", &target)
+            .file("link/new", b"pwned")
+            .bytes();
+        assert_refused(s.unpack(evil), "link/new");
+    }
+
+    #[test]
+    fn hostile_write_through_a_chain_of_symlinks_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .symlink("a", "b")
+            .symlink("b", "c/../../outside")
+            .dir("c/")
+            .file("a/secret", b"pwned")
+            .bytes();
+        assert_refused(s.unpack(evil), "a/secret");
+    }
+
+    #[test]
+    fn hostile_directory_through_symlink_out_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .symlink("link", "../outside")
+            .dir("link/sub/")
+            .bytes();
+        assert_refused(s.unpack(evil), "link/sub/");
+    }
+
+    #[test]
+    fn hostile_hardlink_with_dotdot_target_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new().hardlink("h", "../outside/secret").bytes();
+        assert_refused(s.unpack(evil), "h");
+    }
+
+    #[test]
+    fn hostile_hardlink_with_absolute_target_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let target = s.outside.join("secret").display().to_string();
+        assert_refused(s.unpack(Evil::new().hardlink("h", &target).bytes()), "h");
+    }
+
+    #[test]
+    fn hostile_hardlink_through_symlink_out_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .symlink("l", "../outside")
+            .hardlink("h", "l/secret")
+            .bytes();
+        assert_refused(s.unpack(evil), "h");
+    }
+
+    #[test]
+    fn hostile_file_replacing_a_symlink_does_not_write_through_it() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .symlink("evil", "../outside/secret")
+            .file("evil", b"mine")
+            .bytes();
+        s.unpack(evil).unwrap();
+        let meta = s.tree.join("evil").symlink_metadata().unwrap();
+        assert!(meta.is_file());
+        assert_eq!(fs_err::read(s.tree.join("evil")).unwrap(), b"mine");
+    }
+
+    #[test]
+    fn hostile_file_replacing_a_hardlink_does_not_write_through_it() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .file("f", b"first")
+            .hardlink("h", "f")
+            .file("h", b"second")
+            .bytes();
+        s.unpack(evil).unwrap();
+        assert_eq!(fs_err::read(s.tree.join("f")).unwrap(), b"first");
+        assert_eq!(fs_err::read(s.tree.join("h")).unwrap(), b"second");
+    }
+
+    #[test]
+    fn hostile_directory_replacing_a_symlink_becomes_a_real_directory() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .symlink("d", "../outside")
+            .dir("d/")
+            .file("d/secret", b"mine")
+            .bytes();
+        s.unpack(evil).unwrap();
+        assert!(s.tree.join("d").symlink_metadata().unwrap().is_dir());
+        assert_eq!(fs_err::read(s.tree.join("d/secret")).unwrap(), b"mine");
+    }
+
+    #[test]
+    fn hostile_symlink_replacing_a_directory_is_not_written_through() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .dir("d/")
+            .file("d/f", b"x")
+            .symlink("d", "../outside")
+            .file("d/secret", b"pwned")
+            .bytes();
+        assert_refused(s.unpack(evil), "d/secret");
+    }
+
+    #[test]
+    fn hostile_whiteout_of_dotdot_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        assert_refused(s.unpack(Evil::new().file(".wh...", b"").bytes()), ".wh...");
+    }
+
+    #[test]
+    fn hostile_whiteout_of_dot_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        assert_refused(
+            s.unpack(Evil::new().dir("d/").file("d/.wh..", b"").bytes()),
+            "d/.wh..",
+        );
+    }
+
+    #[test]
+    fn hostile_whiteout_through_symlink_out_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .symlink("l", "../outside")
+            .file("l/.wh.secret", b"")
+            .bytes();
+        assert_refused(s.unpack(evil), "l/.wh.secret");
+    }
+
+    #[test]
+    fn hostile_opaque_marker_through_symlink_out_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .symlink("l", "../outside")
+            .file("l/.wh..wh..opq", b"")
+            .bytes();
+        assert_refused(s.unpack(evil), "l/.wh..wh..opq");
+    }
+
+    #[test]
+    fn hostile_device_nodes_are_skipped() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .dir("dev/")
+            .raw(b"dev/sda", tar::EntryType::Block, b"", b"", &[])
+            .raw(b"dev/mem", tar::EntryType::Char, b"", b"", &[])
+            .file("dev/ok", b"ok")
+            .bytes();
+        let stats = s.unpack(evil).unwrap();
+        assert_eq!(stats.entries, 2, "only the directory and the file count");
+        assert!(!s.tree.join("dev/sda").exists() && !s.tree.join("dev/mem").exists());
+        assert!(s.tree.join("dev/ok").is_file());
+    }
+
+    #[test]
+    fn hostile_overlay_opaque_xattr_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let pax: &[(&str, &[u8])] = &[("SCHILY.xattr.trusted.overlay.opaque", b"y")];
+        let evil = Evil::new()
+            .raw(b"etc/", tar::EntryType::Directory, b"", b"", pax)
+            .bytes();
+        assert_refused(s.unpack(evil), "etc/");
+    }
+
+    #[test]
+    fn hostile_overlay_redirect_xattr_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let pax: &[(&str, &[u8])] = &[("SCHILY.xattr.trusted.overlay.redirect", b"/etc")];
+        let evil = Evil::new()
+            .raw(b"x", tar::EntryType::Regular, b"", b"", pax)
+            .bytes();
+        assert_refused(s.unpack(evil), "x");
+    }
+
+    #[test]
+    fn hostile_pax_path_with_dotdot_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let pax: &[(&str, &[u8])] = &[("path", b"../escape")];
+        let evil = Evil::new()
+            .raw(b"harmless", tar::EntryType::Regular, b"x", b"", pax)
+            .bytes();
+        assert_refused(s.unpack(evil), "../escape");
+    }
+
+    #[test]
+    fn hostile_long_pax_name_with_dotdot_is_refused() {
+        needs_root!();
+        let s = Sandbox::new();
+        let long = format!("{}/../../../escape", "d".repeat(150));
+        let pax: &[(&str, &[u8])] = &[("path", long.as_bytes())];
+        let evil = Evil::new()
+            .raw(b"harmless", tar::EntryType::Regular, b"x", b"", pax)
+            .bytes();
+        assert_refused(s.unpack(evil), &long);
+    }
+
+    #[test]
+    fn hostile_hardlink_to_a_missing_file_is_an_error_naming_the_entry() {
+        needs_root!();
+        let s = Sandbox::new();
+        match s.unpack(Evil::new().hardlink("h", "nothing/here").bytes()) {
+            Err(LayerError::Entry { entry, .. }) => assert_eq!(entry, "h"),
+            other => panic!("expected an entry error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn hostile_truncated_stream_is_an_error_not_a_panic() {
+        needs_root!();
+        let s = Sandbox::new();
+        let mut bytes = Evil::new().file("big", &[7u8; 4096]).bytes();
+        bytes.truncate(1024);
+        assert!(matches!(
+            s.unpack(bytes),
+            Err(LayerError::Tar(_) | LayerError::Entry { .. })
+        ));
+    }
+
+    #[test]
+    fn hostile_symlink_targets_are_stored_not_followed() {
+        needs_root!();
+        let s = Sandbox::new();
+        let evil = Evil::new()
+            .symlink("passwd", "/etc/passwd")
+            .symlink("up", "../../..")
+            .bytes();
+        s.unpack(evil).unwrap();
+        assert_eq!(
+            fs_err::read_link(s.tree.join("passwd")).unwrap(),
+            Path::new("/etc/passwd")
+        );
+        assert_eq!(
+            fs_err::read_link(s.tree.join("up")).unwrap(),
+            Path::new("../../..")
+        );
+    }
+
+    // What a layer holds survives unpacking, in the overlay lower-dir form.
+
+    #[test]
+    fn whiteouts_become_overlay_char_devices_and_opaque_xattrs() {
+        needs_root!();
+        let s = Sandbox::new();
+        let layer = Evil::new()
+            .dir("etc/")
+            .file("etc/.wh.gone", b"")
+            .dir("var/")
+            .file("var/.wh..wh..opq", b"")
+            .file("var/kept", b"k")
+            .bytes();
+        s.unpack(layer).unwrap();
+        let gone = s.tree.join("etc/gone").symlink_metadata().unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &gone.file_type()
+        ));
+        assert_eq!(gone.rdev(), 0);
+        let mut value = [0u8; 1];
+        let n = rustix::fs::lgetxattr(s.tree.join("var"), "trusted.overlay.opaque", &mut value);
+        assert_eq!((n.ok(), value[0]), (Some(1), b'y'));
+        assert!(s.tree.join("var/kept").is_file());
+        assert!(!s.tree.join("etc/.wh.gone").exists());
+    }
+
+    #[test]
+    fn owners_modes_setuid_mtimes_links_and_xattrs_are_kept() {
+        needs_root!();
+        let s = Sandbox::new();
+        let mut builder = tar::Builder::new(Vec::new());
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_mode(0o1777);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_mtime(1_600_000_000);
+        header.set_size(0);
+        builder
+            .append_data(&mut header, "tmp/", io::empty())
+            .unwrap();
+        builder
+            .append_pax_extensions([("SCHILY.xattr.user.salve", &b"v"[..])])
+            .unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o4755);
+        header.set_uid(1234);
+        header.set_gid(5678);
+        header.set_mtime(1_500_000_000);
+        header.set_size(3);
+        builder
+            .append_data(&mut header, "tmp/su", &b"bin"[..])
+            .unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Link);
+        header.set_size(0);
+        builder
+            .append_link(&mut header, "tmp/su2", "tmp/su")
+            .unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Symlink);
+        header.set_uid(42);
+        header.set_gid(42);
+        header.set_size(0);
+        builder.append_link(&mut header, "tmp/sl", "su").unwrap();
+        s.unpack(builder.into_inner().unwrap()).unwrap();
+
+        let su = fs_err::metadata(s.tree.join("tmp/su")).unwrap();
+        assert_eq!(
+            (su.uid(), su.gid(), su.mode() & 0o7777),
+            (1234, 5678, 0o4755)
+        );
+        assert_eq!(su.mtime(), 1_500_000_000);
+        assert_eq!(su.nlink(), 2, "tmp/su2 is a hard link to tmp/su");
+        let tmp = fs_err::metadata(s.tree.join("tmp")).unwrap();
+        assert_eq!((tmp.mode() & 0o7777, tmp.mtime()), (0o1777, 1_600_000_000));
+        let sl = s.tree.join("tmp/sl").symlink_metadata().unwrap();
+        assert_eq!((sl.uid(), sl.gid()), (42, 42));
+        let mut value = [0u8; 4];
+        if let Ok(n) = rustix::fs::getxattr(s.tree.join("tmp/su"), "user.salve", &mut value) {
+            assert_eq!(&value[..n], b"v");
+        } else {
+            eprintln!("note: the temp filesystem has no user xattrs; xattr check skipped");
+        }
+    }
+
+    #[test]
+    fn sparse_and_large_files_keep_their_size_and_holes() {
+        needs_root!();
+        let s = Sandbox::new();
+        // A 9 GiB sparse file (beyond the 8 GiB octal size limit) with data at both ends.
+        let source = tempfile::NamedTempFile::new().unwrap();
+        let size: u64 = 9 << 30;
+        let mut file = source.reopen().unwrap();
+        file.write_all(b"head").unwrap();
+        file.seek(SeekFrom::Start(size - 4)).unwrap();
+        file.write_all(b"tail").unwrap();
+        let mut builder = tar::Builder::new(Vec::new());
+        builder.sparse(true);
+        builder.append_path_with_name(source.path(), "big").unwrap();
+        let bytes = builder.into_inner().unwrap();
+        assert!(bytes.len() < 1 << 20, "the tar itself is sparse");
+
+        s.unpack(bytes).unwrap();
+        let big = fs_err::metadata(s.tree.join("big")).unwrap();
+        assert_eq!(big.len(), size);
+        assert!(
+            big.blocks() * 512 < 64 << 20,
+            "holes stay holes: {} blocks",
+            big.blocks()
+        );
+        let mut f = fs_err::File::open(s.tree.join("big")).unwrap();
+        let mut buf = [0u8; 4];
+        f.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"head");
+        f.seek(SeekFrom::Start(size - 4)).unwrap();
+        f.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"tail");
+    }
+
+    fn image_with(layers: &[Vec<u8>], compression: Compression) -> (tempfile::TempDir, Image) {
+        let dir = tempfile::tempdir().unwrap();
+        fixture::layout(dir.path(), "1", layers, compression, serde_json::json!({}));
+        let reference = crate::image::Reference::OciLayout {
+            path: dir.path().into(),
+            tag: None,
+        };
+        let image = crate::image::open(&reference, None).unwrap();
+        (dir, image)
+    }
+
+    #[test]
+    fn cache_unpacks_each_layer_once_bottom_first() {
+        needs_root!();
+        let layers = vec![
+            fixture::tar_of(&[("a/", b""), ("a/one", b"1")]),
+            fixture::tar_of(&[("a/", b""), ("a/two", b"2")]),
+        ];
+        for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            let (dir, image) = image_with(&layers, compression);
+            let cache_root = tempfile::tempdir().unwrap();
+            let cache = LayerCache::new(cache_root.path()).unwrap();
+            let dirs = cache.unpack(&image).unwrap();
+            assert_eq!(dirs.len(), 2);
+            assert_eq!(dirs[0], cache.path(image.layers()[0].diff_id()));
+            assert_eq!(fs_err::read(dirs[0].join("a/one")).unwrap(), b"1");
+            assert_eq!(fs_err::read(dirs[1].join("a/two")).unwrap(), b"2");
+            assert_eq!(
+                dirs[1]
+                    .strip_prefix(cache.layers_dir())
+                    .unwrap()
+                    .as_os_str()
+                    .len(),
+                64
+            );
+
+            // With the blobs gone, a second run still succeeds: it read nothing.
+            fs_err::remove_dir_all(dir.path().join("blobs")).unwrap();
+            assert_eq!(cache.unpack(&image).unwrap(), dirs, "{compression}");
+        }
+    }
+
+    #[test]
+    fn a_layer_whose_content_does_not_match_its_diff_id_is_not_cached() {
+        needs_root!();
+        let (dir, image) = image_with(&[fixture::tar_of(&[("f", b"1")])], Compression::None);
+        // Same length, other content, stored under the original digest.
+        let blob = dir
+            .path()
+            .join("blobs/sha256")
+            .join(image.layers()[0].digest().digest());
+        let forged = fixture::tar_of(&[("f", b"2")]);
+        fs_err::write(&blob, &forged).unwrap();
+
+        let cache_root = tempfile::tempdir().unwrap();
+        let cache = LayerCache::new(cache_root.path()).unwrap();
+        let err = cache.unpack(&image).unwrap_err();
+        let message = format!("{err}: {}", std::error::Error::source(&err).unwrap());
+        assert!(
+            message.contains(&image.layers()[0].digest().to_string()),
+            "{message}"
+        );
+        assert!(message.contains("diff id"), "{message}");
+        assert!(!cache.contains(image.layers()[0].diff_id()));
+        assert_eq!(
+            fs_err::read_dir(cache_root.path().join("layers/tmp"))
+                .unwrap()
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn leftovers_of_dead_processes_are_removed() {
+        needs_root!();
+        let root = tempfile::tempdir().unwrap();
+        let stale = root.path().join("layers/tmp/999999999-abc");
+        fs_err::create_dir_all(stale.join("half")).unwrap();
+        let live = root
+            .path()
+            .join(format!("layers/tmp/{}-xyz", std::process::id()));
+        fs_err::create_dir_all(&live).unwrap();
+        LayerCache::new(root.path()).unwrap();
+        assert!(!stale.exists());
+        assert!(live.exists(), "a running process's unpack is left alone");
+    }
+
+    #[test]
+    fn into_dir_unpacks_a_single_layer_for_the_previous_patch() {
+        needs_root!();
+        let layer = Evil::new()
+            .dir("etc/")
+            .file("etc/.wh.old", b"")
+            .file("etc/new", b"n")
+            .bytes();
+        let (_dir, image) = image_with(&[layer], Compression::Gzip);
+        let upper = tempfile::tempdir().unwrap();
+        let stats = into_dir(&image.layers()[0], &upper.path().join("upper")).unwrap();
+        assert_eq!(stats.entries, 3);
+        assert_eq!(stats.bytes, 1);
+        let old = upper
+            .path()
+            .join("upper/etc/old")
+            .symlink_metadata()
+            .unwrap();
+        assert!(std::os::unix::fs::FileTypeExt::is_char_device(
+            &old.file_type()
+        ));
+    }
+
+    #[test]
+    fn directory_permissions_do_not_block_their_own_content() {
+        needs_root!();
+        let s = Sandbox::new();
+        let mut evil = Evil::new().dir("ro/");
+        evil = evil.file("ro/f", b"x");
+        s.unpack(evil.bytes()).unwrap();
+        let mode = fs_err::metadata(s.tree.join("ro"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o755);
     }
 }

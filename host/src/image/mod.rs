@@ -29,6 +29,8 @@
 //! layer instead of stacking another one, and keeps the first patch's base digest.
 
 mod config;
+#[cfg(test)]
+pub(crate) mod fixture;
 mod platform;
 mod read;
 mod reference;
