@@ -1,4 +1,6 @@
-//! End-to-end tests of salve: one test binary, one module per area.
+//! End-to-end tests of salve on real images and reports: one test binary,
+//! one module per area.
 
+mod image;
 mod plugins;
 mod testbed;
