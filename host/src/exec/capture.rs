@@ -33,10 +33,16 @@ impl Stream {
 /// The bounded record of a step's output.
 #[derive(Debug, Default)]
 pub(crate) struct Collector {
-    stdout: VecDeque<u8>,
-    stderr: VecDeque<u8>,
-    tail: VecDeque<String>,
+    stdout: Kept,
+    stderr: Kept,
     truncated: bool,
+}
+
+/// The end of one stream: its last bytes and its last lines.
+#[derive(Debug, Default)]
+struct Kept {
+    bytes: VecDeque<u8>,
+    lines: VecDeque<String>,
 }
 
 /// A collector shared by the threads that read the streams.
@@ -45,30 +51,21 @@ pub(crate) type Shared = Arc<Mutex<Collector>>;
 impl Collector {
     /// Records one line (or one piece of a long line), newline included.
     pub(crate) fn push(&mut self, stream: Stream, line: &[u8]) {
-        let (bytes, keep) = match stream {
+        let (kept, keep) = match stream {
             Stream::Stdout => (&mut self.stdout, STDOUT_KEEP),
             Stream::Stderr => (&mut self.stderr, STDERR_KEEP),
         };
-        bytes.extend(line);
-        if bytes.len() > keep {
-            bytes.drain(..bytes.len() - keep);
+        kept.bytes.extend(line);
+        if kept.bytes.len() > keep {
+            kept.bytes.drain(..kept.bytes.len() - keep);
             self.truncated = true;
         }
 
         let text = String::from_utf8_lossy(line);
-        self.tail
+        kept.lines
             .push_back(text.trim_end_matches(['\n', '\r']).to_owned());
-        if self.tail.len() > TAIL_LINES {
-            self.tail.pop_front();
-        }
-    }
-
-    /// A line the executor adds itself (a runtime's start error), kept in the
-    /// tail only.
-    pub(crate) fn note(&mut self, line: &str) {
-        self.tail.push_back(line.to_owned());
-        if self.tail.len() > TAIL_LINES {
-            self.tail.pop_front();
+        if kept.lines.len() > TAIL_LINES {
+            kept.lines.pop_front();
         }
     }
 
@@ -77,10 +74,11 @@ impl Collector {
         Output {
             command,
             exit,
-            stdout: self.stdout.into(),
-            stderr: self.stderr.into(),
+            stdout: self.stdout.bytes.into(),
+            stderr: self.stderr.bytes.into(),
             truncated: self.truncated,
-            tail: self.tail.into(),
+            stdout_tail: self.stdout.lines.into(),
+            stderr_tail: self.stderr.lines.into(),
             duration,
         }
     }
@@ -118,7 +116,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tail_keeps_the_last_lines_of_both_streams_in_order() {
+    fn tails_keep_the_last_lines_of_each_stream() {
         let collector = Shared::default();
         let out: String = (1..=60).map(|n| format!("out {n}\n")).collect();
         drain(Stream::Stdout, out.as_bytes(), &collector);
@@ -130,12 +128,10 @@ mod tests {
 
         let collector = Arc::try_unwrap(collector).unwrap().into_inner().unwrap();
         let output = collector.into_output("cmd".into(), Exit::Code(1), Duration::ZERO);
-        assert_eq!(output.tail.len(), TAIL_LINES);
-        assert_eq!(output.tail[0], "out 13");
-        assert_eq!(
-            output.tail[TAIL_LINES - 2..],
-            ["err 1", "err 2 without newline"]
-        );
+        assert_eq!(output.stdout_tail.len(), TAIL_LINES);
+        assert_eq!(output.stdout_tail[0], "out 11");
+        assert_eq!(output.stdout_tail[TAIL_LINES - 1], "out 60");
+        assert_eq!(output.stderr_tail, ["err 1", "err 2 without newline"]);
         assert_eq!(
             output.stdout,
             out.as_bytes(),
@@ -155,7 +151,10 @@ mod tests {
         assert_eq!(output.stderr.len(), STDERR_KEEP);
         assert!(output.truncated);
         assert!(
-            output.tail.iter().all(|line| line.len() as u64 <= MAX_LINE),
+            output
+                .stderr_tail
+                .iter()
+                .all(|line| line.len() as u64 <= MAX_LINE),
             "a line without newlines is kept in bounded pieces"
         );
     }

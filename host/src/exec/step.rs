@@ -67,9 +67,10 @@ pub struct Output {
     pub stderr: Vec<u8>,
     /// Whether earlier bytes of either stream were dropped.
     pub truncated: bool,
-    /// The last [`TAIL_LINES`] lines of both streams, in the order they
-    /// arrived, for error messages.
-    pub tail: Vec<String>,
+    /// The last [`TAIL_LINES`] lines of standard output.
+    pub stdout_tail: Vec<String>,
+    /// The last [`TAIL_LINES`] lines of standard error.
+    pub stderr_tail: Vec<String>,
     /// How long the step took, runtime start and stop included.
     pub duration: Duration,
 }
@@ -78,7 +79,7 @@ pub struct Output {
 pub const STDOUT_KEEP: usize = 1 << 20;
 /// How much of standard error an [`Output`] keeps.
 pub const STDERR_KEEP: usize = 64 << 10;
-/// How many lines an [`Output::tail`] keeps.
+/// How many lines of each stream an [`Output`] keeps for messages.
 pub const TAIL_LINES: usize = 50;
 
 impl Output {
@@ -114,7 +115,8 @@ impl Output {
         let failure = StepFailure {
             command: self.command,
             exit: self.exit,
-            tail: self.tail,
+            stdout_tail: self.stdout_tail,
+            stderr_tail: self.stderr_tail,
         };
         Err(super::Error::StepFailed(Box::new(failure)))
     }
@@ -127,8 +129,10 @@ pub struct StepFailure {
     pub command: String,
     /// How it ended.
     pub exit: Exit,
-    /// Its last lines of output.
-    pub tail: Vec<String>,
+    /// Its last lines of standard output.
+    pub stdout_tail: Vec<String>,
+    /// Its last lines of standard error.
+    pub stderr_tail: Vec<String>,
 }
 
 impl fmt::Display for StepFailure {
@@ -143,12 +147,16 @@ impl fmt::Display for StepFailure {
                 limit.as_secs()
             )?,
         }
-        if self.tail.is_empty() {
+        if self.stdout_tail.is_empty() && self.stderr_tail.is_empty() {
             return write!(f, " and printed nothing");
         }
-        write!(f, "; its last {} lines:", self.tail.len())?;
-        for line in &self.tail {
-            write!(f, "\n    {line}")?;
+        for (name, tail) in [("output", &self.stdout_tail), ("errors", &self.stderr_tail)] {
+            if !tail.is_empty() {
+                write!(f, "\n  last {} lines of its {name}:", tail.len())?;
+                for line in tail {
+                    write!(f, "\n    {line}")?;
+                }
+            }
         }
         Ok(())
     }
@@ -193,17 +201,15 @@ mod tests {
             stdout: Vec::new(),
             stderr: Vec::new(),
             truncated: false,
-            tail: vec![
-                "Reading package lists...".into(),
-                "E: Unable to locate foo".into(),
-            ],
+            stdout_tail: vec!["Reading package lists...".into()],
+            stderr_tail: vec!["E: Unable to locate foo".into()],
             duration: Duration::from_millis(5),
         };
         let message = output.check().unwrap_err().to_string();
         assert_eq!(
             message,
-            "`apt-get install -y foo` exited with code 100; its last 2 lines:\n    Reading \
-             package lists...\n    E: Unable to locate foo"
+            "`apt-get install -y foo` exited with code 100\n  last 1 lines of its output:\n    \
+             Reading package lists...\n  last 1 lines of its errors:\n    E: Unable to locate foo"
         );
     }
 
@@ -215,7 +221,8 @@ mod tests {
             stdout: Vec::new(),
             stderr: Vec::new(),
             truncated: false,
-            tail: Vec::new(),
+            stdout_tail: Vec::new(),
+            stderr_tail: Vec::new(),
             duration: Duration::from_secs(2),
         };
         assert_eq!(output.code(), None);

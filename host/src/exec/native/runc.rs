@@ -235,7 +235,7 @@ pub(super) fn run(
         }
     }
     let duration = started.elapsed();
-    let mut collector = std::mem::take(&mut *lock(&collector));
+    let collector = std::mem::take(&mut *lock(&collector));
     debug!(%id, ?status, ?stop, ms = duration.as_millis() as u64, "step ended");
 
     let exit = match stop {
@@ -249,16 +249,15 @@ pub(super) fn run(
         Some(Stop::TimedOut) => Exit::TimedOut(limits.step),
         None => match (status.code(), status.signal()) {
             (Some(0), _) => Exit::Code(0),
+            // runc also prints its own error on stderr, so it is in the tail.
             (Some(code), _) => match start_error(&log) {
                 None => Exit::Code(code),
                 Some(message) => {
-                    let code = exec_failure(&message).ok_or_else(|| Error::Runtime {
+                    Exit::Code(exec_failure(&message).ok_or_else(|| Error::Runtime {
                         runtime: runtime.program.into(),
                         command: command.clone(),
-                        message: message.clone(),
-                    })?;
-                    collector.note(&message);
-                    Exit::Code(code)
+                        message,
+                    })?)
                 }
             },
             (None, Some(signal)) => Exit::Signal(signal),
