@@ -32,9 +32,10 @@ fn origin_out(o: sdk::Origin) -> wit::Origin {
     match o {
         sdk::Origin::Managed => wit::Origin::Managed,
         sdk::Origin::Foreign(m) => wit::Origin::Foreign(m),
-        sdk::Origin::Vendored(v) => {
-            wit::Origin::Vendored(wit::VendoredIn { parent: v.parent, parent_path: v.parent_path })
-        }
+        sdk::Origin::Vendored(v) => wit::Origin::Vendored(wit::VendoredIn {
+            parent: v.parent,
+            parent_path: v.parent_path,
+        }),
         sdk::Origin::Unsupported(m) => wit::Origin::Unsupported(m),
     }
 }
@@ -87,11 +88,22 @@ fn image_in(i: wit::ImageContext) -> sdk::ImageContext {
 }
 
 fn command_out(c: sdk::Command) -> wit::Command {
-    wit::Command { argv: c.argv, env: c.env, cwd: c.cwd, user: c.user }
+    wit::Command {
+        argv: c.argv,
+        env: c.env,
+        cwd: c.cwd,
+        user: c.user,
+    }
 }
 
 fn probes_out(probes: Vec<sdk::Probe>) -> Vec<wit::Probe> {
-    probes.into_iter().map(|p| wit::Probe { id: p.id, command: command_out(p.command) }).collect()
+    probes
+        .into_iter()
+        .map(|p| wit::Probe {
+            id: p.id,
+            command: command_out(p.command),
+        })
+        .collect()
 }
 
 fn answers_in(answers: Vec<wit::ProbeResult>) -> sdk::Answers {
@@ -111,9 +123,11 @@ fn answers_in(answers: Vec<wit::ProbeResult>) -> sdk::Answers {
 fn step_out(s: sdk::Step) -> wit::Step {
     match s {
         sdk::Step::Run(c) => wit::Step::Run(command_out(c)),
-        sdk::Step::WriteFile(f) => {
-            wit::Step::WriteFile(wit::FileWrite { path: f.path, contents: f.contents, mode: f.mode })
-        }
+        sdk::Step::WriteFile(f) => wit::Step::WriteFile(wit::FileWrite {
+            path: f.path,
+            contents: f.contents,
+            mode: f.mode,
+        }),
         sdk::Step::Remove(p) => wit::Step::Remove(p),
         sdk::Step::Fetch(f) => wit::Step::Fetch(wit::FetchRequest {
             url: f.url,
@@ -157,8 +171,10 @@ pub fn info<P: Plugin>() -> wit::PluginInfo {
 }
 
 pub fn parse_version<P: Plugin>(version: String) -> Result<wit::VersionInfo, String> {
-    P::parse_version(&version)
-        .map(|v| wit::VersionInfo { normalized: v.normalized, prerelease: v.prerelease })
+    P::parse_version(&version).map(|v| wit::VersionInfo {
+        normalized: v.normalized,
+        prerelease: v.prerelease,
+    })
 }
 
 pub fn compare<P: Plugin>(a: String, b: String) -> Result<wit::Ordering, String> {
@@ -184,9 +200,9 @@ pub fn detect<P: Plugin>(
 ) -> Result<wit::DetectOutcome, wit::PluginError> {
     let found = P::detect(&Image::preopened(), &image_in(image), &answers_in(answers));
     match found.map_err(error_out)? {
-        sdk::Detected::Packages(p) => {
-            Ok(wit::DetectOutcome::Packages(p.into_iter().map(package_out).collect()))
-        }
+        sdk::Detected::Packages(p) => Ok(wit::DetectOutcome::Packages(
+            p.into_iter().map(package_out).collect(),
+        )),
         sdk::Detected::Probes(p) => Ok(wit::DetectOutcome::Probes(probes_out(p))),
     }
 }
@@ -198,7 +214,10 @@ pub fn releases<P: Plugin>(
     let found = P::releases(&package_in(package), &sources).map_err(error_out)?;
     Ok(found.map(|list| {
         list.into_iter()
-            .map(|r| wit::Release { version: r.version, unusable: r.unusable })
+            .map(|r| wit::Release {
+                version: r.version,
+                unusable: r.unusable,
+            })
             .collect()
     }))
 }
@@ -223,7 +242,12 @@ pub fn plan<P: Plugin>(
         sources: context.sources,
         network: context.network,
     };
-    let planned = P::plan(&Image::preopened(), &updates, &context, &answers_in(answers));
+    let planned = P::plan(
+        &Image::preopened(),
+        &updates,
+        &context,
+        &answers_in(answers),
+    );
     match planned.map_err(error_out)? {
         sdk::Planned::Tasks(tasks) => Ok(wit::PlanOutcome::Tasks(
             tasks

@@ -33,7 +33,10 @@ pub struct Response {
 impl Response {
     /// The first value of a header (name in lowercase).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// The body as text (invalid UTF-8 replaced).
@@ -107,10 +110,16 @@ mod imp {
     }
 
     pub fn fetch(url: &str, headers: &[(&str, &str)]) -> Result<Response, FetchError> {
-        let headers: Vec<(String, String)> =
-            headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let headers: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         match wit::fetch(url, &headers) {
-            Ok(r) => Ok(Response { status: r.status, headers: r.headers, body: r.body }),
+            Ok(r) => Ok(Response {
+                status: r.status,
+                headers: r.headers,
+                body: r.body,
+            }),
             Err(wit::FetchError::NotAllowed(m)) => Err(FetchError::NotAllowed(m)),
             Err(wit::FetchError::Transport(m)) => Err(FetchError::Transport(m)),
             Err(wit::FetchError::TooLarge(n)) => Err(FetchError::TooLarge(n)),

@@ -60,7 +60,9 @@ pub struct Image {
 impl Image {
     /// The image a plugin runs against: the root preopened at `/`.
     pub fn preopened() -> Image {
-        Image { root: PathBuf::from("/") }
+        Image {
+            root: PathBuf::from("/"),
+        }
     }
 
     /// A directory standing in for an image, for native tests.
@@ -109,7 +111,9 @@ impl Image {
             }
             hops += 1;
             if hops > MAX_LINK_HOPS {
-                return Err(Error::Failed(format!("resolving /{path}: too many levels of links")));
+                return Err(Error::Failed(format!(
+                    "resolving /{path}: too many levels of links"
+                )));
             }
             let target = std::fs::read_link(&here)
                 .map_err(|e| Error::Failed(format!("reading link /{}: {e}", done.join("/"))))?;
@@ -161,7 +165,11 @@ impl Image {
     ///
     /// The file exists but cannot be read.
     pub fn read_optional(&self, path: &str) -> Result<Option<String>, Error> {
-        if self.is_file(path) { self.read_to_string(path).map(Some) } else { Ok(None) }
+        if self.is_file(path) {
+            self.read_to_string(path).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     /// True if the path exists (links followed).
@@ -213,7 +221,11 @@ impl Image {
                 Ok(t) if t.is_file() => EntryKind::File,
                 _ => EntryKind::Other,
             };
-            let path = if resolved.is_empty() { name.clone() } else { format!("{resolved}/{name}") };
+            let path = if resolved.is_empty() {
+                name.clone()
+            } else {
+                format!("{resolved}/{name}")
+            };
             entries.push(Entry { path, name, kind });
         }
         entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -253,7 +265,13 @@ impl Image {
             found.push(base);
             return Ok(());
         };
-        let join = |name: &str| if base.is_empty() { name.to_string() } else { format!("{base}/{name}") };
+        let join = |name: &str| {
+            if base.is_empty() {
+                name.to_string()
+            } else {
+                format!("{base}/{name}")
+            }
+        };
         if *first == "**" {
             // Zero directories, then one more level at a time.
             self.glob_from(base.clone(), rest, depth, found)?;
@@ -398,7 +416,10 @@ mod tests {
     #[test]
     fn absolute_links_resolve_inside_the_image() {
         let (_dir, image) = tree();
-        assert_eq!(image.resolve("/etc/py/site-packages").unwrap(), "usr/lib/python3.11/site-packages");
+        assert_eq!(
+            image.resolve("/etc/py/site-packages").unwrap(),
+            "usr/lib/python3.11/site-packages"
+        );
         assert!(image.is_dir("etc/py/site-packages/idna-3.3.dist-info"));
     }
 
@@ -413,7 +434,9 @@ mod tests {
     fn glob_matches_segments_and_double_star() {
         let (_dir, image) = tree();
         assert_eq!(
-            image.glob("usr/lib/python3*/site-packages/*.dist-info/METADATA").unwrap(),
+            image
+                .glob("usr/lib/python3*/site-packages/*.dist-info/METADATA")
+                .unwrap(),
             vec!["usr/lib/python3.11/site-packages/idna-3.3.dist-info/METADATA"]
         );
         assert_eq!(

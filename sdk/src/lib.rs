@@ -110,7 +110,10 @@ pub trait Plugin {
             return Ok(Bump::None);
         }
         let leading = |v: &str| -> Vec<String> {
-            v.split(['.', '-', '+']).take(2).map(str::to_string).collect()
+            v.split(['.', '-', '+'])
+                .take(2)
+                .map(str::to_string)
+                .collect()
         };
         let (la, lb) = (leading(a), leading(b));
         Ok(if la.first() != lb.first() {
@@ -122,13 +125,20 @@ pub trait Plugin {
         })
     }
 
+    /// The key of a package name as a scanner spells it; must equal
+    /// [`InstalledPackage::key`] for the same package. The default is the
+    /// name itself, right for ecosystems whose names are case-sensitive
+    /// and unnormalised (npm); pip overrides it with PEP 503.
+    fn package_key(name: &str) -> String {
+        name.to_string()
+    }
+
     /// Lists what is installed in the image, or asks for probes first.
     ///
     /// # Errors
     ///
     /// The image cannot be read the way the plugin needs.
-    fn detect(image: &Image, context: &ImageContext, answers: &Answers)
-    -> Result<Detected, Error>;
+    fn detect(image: &Image, context: &ImageContext, answers: &Answers) -> Result<Detected, Error>;
 
     /// The releases the index offers for a copy's package, with the ones
     /// that cannot be installed at its location marked. `None` (the default)
@@ -202,6 +212,9 @@ macro_rules! export_plugin {
                 }
                 fn classify(a: String, b: String) -> Result<wit::Bump, String> {
                     $crate::__private::classify::<$plugin>(a, b)
+                }
+                fn package_key(name: String) -> String {
+                    <$plugin as $crate::Plugin>::package_key(&name)
                 }
                 fn detect(
                     image: wit::ImageContext,

@@ -17,12 +17,18 @@ pub struct Fields {
 impl Fields {
     /// The first value of a key, compared case-insensitively.
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.entries.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        self.entries
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of a key, in order (`Requires-Dist` appears many times).
     pub fn get_all<'a>(&'a self, key: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.entries.iter().filter(move |(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        self.entries
+            .iter()
+            .filter(move |(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
     }
 
     /// True when the record has no fields.
@@ -44,7 +50,9 @@ fn push_line(fields: &mut Fields, line: &str) -> bool {
     }
     match line.split_once(':') {
         Some((key, value)) if !key.is_empty() && !key.contains(' ') => {
-            fields.entries.push((key.to_string(), value.trim().to_string()));
+            fields
+                .entries
+                .push((key.to_string(), value.trim().to_string()));
             true
         }
         _ => false,
@@ -102,7 +110,9 @@ pub fn assignments(text: &str) -> Fields {
                 .and_then(|v| v.strip_suffix('"'))
                 .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
                 .unwrap_or(value);
-            fields.entries.push((key.trim().to_string(), value.to_string()));
+            fields
+                .entries
+                .push((key.trim().to_string(), value.to_string()));
         }
     }
     fields
@@ -114,14 +124,20 @@ mod tests {
 
     #[test]
     fn headers_stop_at_the_body() {
-        let f = headers("Metadata-Version: 2.1\nName: Flask\nRequires-Dist: a\nRequires-Dist: b\n\nName: not-me\n");
+        let f = headers(
+            "Metadata-Version: 2.1\nName: Flask\nRequires-Dist: a\nRequires-Dist: b\n\nName: not-me\n",
+        );
         assert_eq!(f.get("name"), Some("Flask"));
-        assert_eq!(f.get_all("Requires-Dist").collect::<Vec<_>>(), vec!["a", "b"]);
+        assert_eq!(
+            f.get_all("Requires-Dist").collect::<Vec<_>>(),
+            vec!["a", "b"]
+        );
     }
 
     #[test]
     fn paragraphs_join_continuations() {
-        let recs = paragraphs("Package: a\nDescription: x\n more\n\n\nPackage: b\r\nVersion: 1\r\n");
+        let recs =
+            paragraphs("Package: a\nDescription: x\n more\n\n\nPackage: b\r\nVersion: 1\r\n");
         assert_eq!(recs.len(), 2);
         assert_eq!(recs[0].get("Description"), Some("x\nmore"));
         assert_eq!(recs[1].get("version"), Some("1"));

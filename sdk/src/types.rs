@@ -110,7 +110,10 @@ pub struct InstalledPackage {
 impl InstalledPackage {
     /// The value of an attribute, if set.
     pub fn attribute(&self, name: &str) -> Option<&str> {
-        self.attributes.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -134,7 +137,11 @@ pub struct ImageContext {
 impl ImageContext {
     /// The value of a variable of the image's environment.
     pub fn env_var(&self, name: &str) -> Option<&str> {
-        self.env.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -158,7 +165,10 @@ impl Command {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        Command { argv: argv.into_iter().map(Into::into).collect(), ..Command::default() }
+        Command {
+            argv: argv.into_iter().map(Into::into).collect(),
+            ..Command::default()
+        }
     }
 
     /// Adds an environment variable.

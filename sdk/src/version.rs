@@ -35,7 +35,10 @@ pub trait Version: Ord + Sized {
 /// The string is not a valid `V`.
 pub fn info<V: Version>(text: &str) -> Result<VersionInfo, String> {
     let v = V::parse(text)?;
-    Ok(VersionInfo { normalized: v.normalized(), prerelease: v.is_prerelease() })
+    Ok(VersionInfo {
+        normalized: v.normalized(),
+        prerelease: v.is_prerelease(),
+    })
 }
 
 /// Orders two version strings as `V`.

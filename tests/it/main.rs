@@ -1,1 +1,4 @@
+//! End-to-end tests of salve: one test binary, one module per area.
+
 mod exec;
+mod plugins;

@@ -34,7 +34,11 @@ impl Version for Dotted {
     }
 
     fn normalized(&self) -> String {
-        self.0.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
+        self.0
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(".")
     }
 
     fn is_prerelease(&self) -> bool {
@@ -135,12 +139,21 @@ mod tests {
         std::fs::create_dir_all(root.path().join(PACKAGES)).unwrap();
         std::fs::write(root.path().join(PACKAGES).join("zlib"), "1.2.0\n").unwrap();
 
-        let found = Example::detect(&Image::at(root.path()), &ImageContext::default(), &Answers::default())
-            .unwrap();
+        let found = Example::detect(
+            &Image::at(root.path()),
+            &ImageContext::default(),
+            &Answers::default(),
+        )
+        .unwrap();
 
-        let Detected::Packages(found) = found else { panic!("asked for probes") };
+        let Detected::Packages(found) = found else {
+            panic!("asked for probes")
+        };
         assert_eq!(found.len(), 1);
-        assert_eq!((found[0].name.as_str(), found[0].version.as_str()), ("zlib", "1.2.0"));
+        assert_eq!(
+            (found[0].name.as_str(), found[0].version.as_str()),
+            ("zlib", "1.2.0")
+        );
         assert_eq!(found[0].path, "opt/example/packages/zlib");
     }
 
