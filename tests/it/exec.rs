@@ -1,8 +1,11 @@
-//! The native executor on a real Debian userland: commands run in the image,
-//! and the upper dir it hands over holds exactly what they changed.
+//! The native executor on a real image: the test bed's Python image (Debian
+//! bookworm with Python and pip, several layers), unpacked by `unpack`.
+//! Commands run in the image, and the upper dir the executor hands over
+//! holds exactly what they changed.
 //!
-//! These tests need root (overlay mounts, runc). Without root they say why
-//! and pass; with `SALVE_CI=1` they fail instead.
+//! These tests need root (overlay mounts, runc) and the test-image builder
+//! (the image is built once per machine and cached). Without them they say
+//! why and pass; with `SALVE_CI=1` they fail instead.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
@@ -16,76 +19,71 @@ use salve::exec::native::Workspace;
 use salve::exec::{
     CA_BUNDLE, Deadline, Error, Executor, Exit, ImageEnv, Network, RunSpec, STAGING_DIR, Setup,
 };
+use salve::image::{self, Platform};
+use salve::layer::Compression;
+use salve::unpack::LayerCache;
+use salve_tests::{images, require};
 
-/// A Debian bookworm userland with Python, made by debootstrap once per
-/// machine, used as the single layer of the image.
-fn debian() -> Option<&'static Path> {
-    static ROOTFS: OnceLock<Option<PathBuf>> = OnceLock::new();
-    let rootfs = ROOTFS.get_or_init(|| {
-        if !root_or_skip("the native executor") {
-            return None;
-        }
-        let cache = Path::new("/var/tmp/salve-dev");
-        let rootfs = cache.join("rootfs");
-        if rootfs.join("usr/bin/python3").exists() {
-            return Some(rootfs);
-        }
-        fs_err::create_dir_all(cache).unwrap();
-        let building = tempfile::tempdir_in(cache).unwrap();
-        let status = Command::new("debootstrap")
-            .args(["--variant=minbase", "--include=python3", "bookworm"])
-            .arg(building.path())
-            .arg("http://deb.debian.org/debian")
-            .stdout(Stdio::null())
-            .status()
-            .expect("debootstrap is needed to build the test userland");
-        assert!(status.success(), "debootstrap failed: {status}");
-        fs_err::rename(building.keep(), &rootfs).unwrap();
-        Some(rootfs)
-    });
-    rootfs.as_deref()
+/// Where these tests keep their unpacked layers (keyed by diff id, so shared
+/// by every run on this machine).
+const LAYER_CACHE: &str = "/var/tmp/salve-exec-it";
+
+/// The Python test image, unpacked: its layer dirs (bottom first) and its
+/// config's environment.
+struct Unpacked {
+    layers: Vec<PathBuf>,
+    env: ImageEnv,
 }
 
-/// Whether the test can run as root; see the module docs.
-fn root_or_skip(what: &str) -> bool {
-    // /proc/self belongs to the process's effective user.
-    if fs_err::metadata("/proc/self").is_ok_and(|meta| meta.uid() == 0) {
-        return true;
+/// The unpacked image, or `None` when this machine cannot run these tests.
+fn python_image(test: &str) -> Option<&'static Unpacked> {
+    if !require::image_builder(test) {
+        return None;
     }
-    assert!(
-        std::env::var("SALVE_CI").as_deref() != Ok("1"),
-        "{what} needs root"
-    );
-    eprintln!("skipped: {what} needs root");
-    false
+    static IMAGE: OnceLock<Unpacked> = OnceLock::new();
+    let image = IMAGE.get_or_init(|| {
+        let built = images::python().expect("building the Python test image");
+        let reference = built.oci_ref().parse().unwrap();
+        let image = image::open(&reference, Some(&Platform::host())).unwrap();
+        let layers = LayerCache::new(LAYER_CACHE)
+            .unwrap()
+            .unpack(&image)
+            .unwrap();
+        let config = image.config();
+        Unpacked {
+            layers,
+            env: ImageEnv::new(config.env(), config.working_dir()),
+        }
+    });
+    Some(image)
 }
 
-/// A scratch dir and the setup of a run on the Debian userland.
+/// A scratch dir and the setup of a run on the image.
 struct Run {
     scratch: tempfile::TempDir,
-    layers: Vec<PathBuf>,
+    image: &'static Unpacked,
 }
 
 impl Run {
-    fn new() -> Option<Run> {
-        let rootfs = debian()?;
+    fn new(test: &str) -> Option<Run> {
+        let image = python_image(test)?;
         let scratch = tempfile::Builder::new()
             .prefix("salve-exec-it")
             .tempdir()
             .unwrap();
-        Some(Run {
-            scratch,
-            layers: vec![rootfs.to_owned()],
-        })
+        Some(Run { scratch, image })
+    }
+
+    fn layers(&self) -> &[PathBuf] {
+        &self.image.layers
     }
 
     fn setup(&self) -> Setup {
-        let image = ImageEnv::new(&["PATH=/usr/local/bin:/usr/bin:/bin", "LANG=C.UTF-8"], None);
-        Setup::from_host(image)
+        Setup::from_host(self.image.env.clone())
     }
 
     fn workspace(&self, setup: Setup) -> Box<dyn Executor> {
-        Box::new(Workspace::new(&self.layers, None, self.scratch.path(), setup).unwrap())
+        Box::new(Workspace::new(self.layers(), None, self.scratch.path(), setup).unwrap())
     }
 
     /// Mounts under the scratch dir that are still there.
@@ -162,6 +160,17 @@ fn listing(root: &Path) -> BTreeMap<String, String> {
     entries
 }
 
+/// The entry names of the layer `layer::write` makes of an upper dir.
+fn layer_entries(upper: &Path) -> Vec<String> {
+    let out = tempfile::tempdir().unwrap();
+    let layer = salve::layer::write(upper, Compression::None, out.path()).unwrap();
+    let mut archive = tar::Archive::new(fs_err::File::open(&layer.path).unwrap());
+    let entries = archive.entries().unwrap();
+    entries
+        .map(|entry| entry.unwrap().path().unwrap().display().to_string())
+        .collect()
+}
+
 fn expect(entries: &[(&str, &str)]) -> BTreeMap<String, String> {
     entries
         .iter()
@@ -175,7 +184,9 @@ fn sh(script: &str) -> RunSpec {
 
 #[test]
 fn read_only_commands_leave_an_empty_layer() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("read_only_commands_leave_an_empty_layer") else {
+        return;
+    };
     let mut workspace = run.workspace(run.setup());
 
     let apt = workspace
@@ -204,8 +215,11 @@ fn read_only_commands_leave_an_empty_layer() {
 
 #[test]
 fn the_layer_holds_added_files_and_whiteouts_for_deletions_only() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("the_layer_holds_added_files_and_whiteouts_for_deletions_only") else {
+        return;
+    };
     let mut workspace = run.workspace(run.setup());
+    let theirs = fs_err::metadata(workspace.view().unwrap().join("etc")).unwrap();
 
     let mut task = workspace.task().unwrap();
     let script = "open('/opt/hello.txt', 'w').write('hi'); import os; os.remove('/etc/issue.net')";
@@ -221,9 +235,10 @@ fn the_layer_holds_added_files_and_whiteouts_for_deletions_only() {
         ("opt/hello.txt", "file hi"),
     ]);
     assert_eq!(listing(upper.path()), expected);
+    let layer = ["etc/", "etc/.wh.issue.net", "opt/", "opt/hello.txt"];
+    assert_eq!(layer_entries(upper.path()), layer);
 
     // The copied-up /etc looks like the image's own, not like salve's stand-in.
-    let theirs = fs_err::metadata(run.layers[0].join("etc")).unwrap();
     let ours = fs_err::metadata(upper.path().join("etc")).unwrap();
     assert_eq!(
         (ours.mode(), ours.uid(), ours.gid()),
@@ -233,7 +248,10 @@ fn the_layer_holds_added_files_and_whiteouts_for_deletions_only() {
 
 #[test]
 fn salves_mounts_and_variables_are_there_during_a_step_and_gone_after() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("salves_mounts_and_variables_are_there_during_a_step_and_gone_after")
+    else {
+        return;
+    };
     let mut setup = run.setup();
     let ca = run.scratch.path().join("test-ca.pem");
     fs_err::write(&ca, "-----BEGIN CERTIFICATE-----\ntest\n").unwrap();
@@ -264,11 +282,16 @@ fn salves_mounts_and_variables_are_there_during_a_step_and_gone_after() {
         listing(upper.path()),
         expect(&[("opt", "dir"), ("opt/installed.whl", "file wheel")])
     );
+    assert_eq!(layer_entries(upper.path()), ["opt/", "opt/installed.whl"]);
 }
 
 #[test]
 fn a_failing_step_reports_its_code_and_last_lines_and_its_task_leaves_nothing() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) =
+        Run::new("a_failing_step_reports_its_code_and_last_lines_and_its_task_leaves_nothing")
+    else {
+        return;
+    };
     let mut workspace = run.workspace(run.setup());
 
     let mut task = workspace.task().unwrap();
@@ -303,7 +326,9 @@ fn a_failing_step_reports_its_code_and_last_lines_and_its_task_leaves_nothing() 
 
 #[test]
 fn a_step_past_its_limit_is_killed_with_everything_it_started() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("a_step_past_its_limit_is_killed_with_everything_it_started") else {
+        return;
+    };
     let mut workspace = run.workspace(run.setup());
 
     let mut task = workspace.task().unwrap();
@@ -327,7 +352,9 @@ fn a_step_past_its_limit_is_killed_with_everything_it_started() {
 
 #[test]
 fn the_run_deadline_and_an_interrupt_end_the_run_with_an_error() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("the_run_deadline_and_an_interrupt_end_the_run_with_an_error") else {
+        return;
+    };
     let mut setup = run.setup();
     setup.deadline = Some(Deadline::after(Duration::from_secs(1)));
     let mut workspace = run.workspace(setup);
@@ -361,7 +388,9 @@ fn the_run_deadline_and_an_interrupt_end_the_run_with_an_error() {
 
 #[test]
 fn a_panic_with_a_task_open_leaves_the_machine_clean() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("a_panic_with_a_task_open_leaves_the_machine_clean") else {
+        return;
+    };
     let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let mut workspace = run.workspace(run.setup());
         let mut task = workspace.task().unwrap();
@@ -375,7 +404,9 @@ fn a_panic_with_a_task_open_leaves_the_machine_clean() {
 
 #[test]
 fn host_writes_and_removals_resolve_inside_the_image() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("host_writes_and_removals_resolve_inside_the_image") else {
+        return;
+    };
     let mut workspace = run.workspace(run.setup());
 
     let mut task = workspace.task().unwrap();
@@ -405,7 +436,10 @@ fn host_writes_and_removals_resolve_inside_the_image() {
 
 #[test]
 fn later_tasks_and_the_view_see_committed_changes_but_not_probes() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("later_tasks_and_the_view_see_committed_changes_but_not_probes")
+    else {
+        return;
+    };
     let mut workspace = run.workspace(run.setup());
 
     assert!(
@@ -452,7 +486,9 @@ fn later_tasks_and_the_view_see_committed_changes_but_not_probes() {
 
 #[test]
 fn steps_run_as_root_in_the_image_env_unless_they_say_otherwise() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("steps_run_as_root_in_the_image_env_unless_they_say_otherwise") else {
+        return;
+    };
     let mut setup = run.setup();
     setup.image = ImageEnv::new(
         &["PATH=/usr/bin:/bin", "GREETING=from-image"],
@@ -490,14 +526,16 @@ fn steps_run_as_root_in_the_image_env_unless_they_say_otherwise() {
 
 #[test]
 fn a_previous_patch_is_the_starting_point() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("a_previous_patch_is_the_starting_point") else {
+        return;
+    };
     let start = run.scratch.path().join("previous");
     fs_err::create_dir_all(start.join("opt")).unwrap();
     fs_err::write(start.join("opt/from-last-time"), "old fix").unwrap();
 
     let mut workspace: Box<dyn Executor> = Box::new(
         Workspace::new(
-            &run.layers,
+            run.layers(),
             Some(start.clone()),
             run.scratch.path(),
             run.setup(),
@@ -528,9 +566,9 @@ fn hold_a_workspace_until_killed() {
     let Some(scratch) = std::env::var_os("SALVE_TEST_HOLD_SCRATCH") else {
         return;
     };
-    let layers = [debian().unwrap().to_owned()];
-    let setup = Setup::from_host(ImageEnv::default());
-    let mut workspace = Workspace::new(&layers, None, Path::new(&scratch), setup).unwrap();
+    let image = python_image("hold_a_workspace_until_killed").unwrap();
+    let setup = Setup::from_host(image.env.clone());
+    let mut workspace = Workspace::new(&image.layers, None, Path::new(&scratch), setup).unwrap();
     let mut task = workspace.task().unwrap();
     println!("holding");
     let _ = task.run(&sh("sleep 987.621"));
@@ -538,7 +576,9 @@ fn hold_a_workspace_until_killed() {
 
 #[test]
 fn a_killed_run_is_swept_by_the_next_one() {
-    let Some(run) = Run::new() else { return };
+    let Some(run) = Run::new("a_killed_run_is_swept_by_the_next_one") else {
+        return;
+    };
     let mut child = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
