@@ -613,3 +613,78 @@ fn a_killed_run_is_swept_by_the_next_one() {
     assert_eq!(run.mounts(), Vec::<String>::new());
     assert_eq!(run.leftovers(), Vec::<String>::new());
 }
+
+/// The `salve` binary cargo built for this test run.
+fn salve() -> Command {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("salve");
+    assert!(
+        bin.is_file(),
+        "{} is missing: run the tests with `cargo test --workspace`",
+        bin.display()
+    );
+    Command::new(bin)
+}
+
+#[test]
+fn salve_run_writes_the_image_plus_the_commands_changes() {
+    let Some(run) = Run::new("salve_run_writes_the_image_plus_the_commands_changes") else {
+        return;
+    };
+    let built = images::python().unwrap();
+    let out = run.scratch.path().join("out");
+    let result = salve()
+        .args(["--json", "run", "-i", &built.oci_ref(), "-o"])
+        .arg(format!("oci:{}:after-run", out.display()))
+        .args(["-e", "GREETING=hi", "--", "sh", "-c"])
+        .arg("echo $GREETING > /opt/greeting; rm /etc/issue.net; echo done")
+        .env("SALVE_CACHE_DIR", LAYER_CACHE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert!(result.status.success(), "{stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&result.stdout).unwrap();
+    assert_eq!(
+        doc["command"],
+        "sh -c 'echo $GREETING > /opt/greeting; rm /etc/issue.net; echo done'"
+    );
+    assert_eq!(doc["new_layer"]["entries"], 4);
+
+    // A valid image: the original layers and one more, holding the changes.
+    salve_tests::validate::image(&out).unwrap();
+    let opened = salve_tests::layout::open(&out).unwrap();
+    let image = opened.image(Some("after-run")).unwrap();
+    assert_eq!(image.layers.len(), run.layers().len() + 1);
+    let mut entries = Vec::new();
+    salve_tests::layout::walk(image.layers.last().unwrap(), |entry| {
+        entries.push(entry.path()?.display().to_string());
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(
+        entries,
+        ["etc/", "etc/.wh.issue.net", "opt/", "opt/greeting"]
+    );
+}
+
+#[test]
+fn salve_run_of_a_failing_command_writes_nothing_and_says_why() {
+    let Some(run) = Run::new("salve_run_of_a_failing_command_writes_nothing_and_says_why") else {
+        return;
+    };
+    let built = images::python().unwrap();
+    let out = run.scratch.path().join("out");
+    let result = salve()
+        .args(["run", "-i", &built.oci_ref(), "-o"])
+        .arg(format!("oci:{}", out.display()))
+        .args(["--", "sh", "-c", "echo 'E: broken' >&2; exit 100"])
+        .env("SALVE_CACHE_DIR", LAYER_CACHE)
+        .output()
+        .unwrap();
+    assert_eq!(result.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    let expected = "error: `sh -c 'echo '\\''E: broken'\\'' >&2; exit 100'` exited with code 100\n  \
+                    last 1 lines of its errors:\n    E: broken\n";
+    assert!(stderr.ends_with(expected), "{stderr}");
+    assert!(!out.exists(), "nothing written");
+}
