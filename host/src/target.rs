@@ -71,9 +71,16 @@ fn choose<'a>(finding: &Finding, copies: &[&'a InstalledPackage]) -> Vec<&'a Ins
         return Vec::new();
     }
     let Some(path) = finding.path.as_deref().map(|p| p.trim_matches('/')) else {
-        let same: Vec<_> =
-            copies.iter().copied().filter(|c| c.version == finding.installed).collect();
-        return if same.is_empty() { copies.to_vec() } else { same };
+        let same: Vec<_> = copies
+            .iter()
+            .copied()
+            .filter(|c| c.version == finding.installed)
+            .collect();
+        return if same.is_empty() {
+            copies.to_vec()
+        } else {
+            same
+        };
     };
 
     if let Some(exact) = copies.iter().find(|c| c.path.trim_matches('/') == path) {
@@ -95,7 +102,11 @@ fn choose<'a>(finding: &Finding, copies: &[&'a InstalledPackage]) -> Vec<&'a Ins
         }
         // Several copies under it (nested node_modules): the ones at the
         // reported version, if that narrows it down.
-        let same: Vec<_> = under.iter().copied().filter(|c| c.version == finding.installed).collect();
+        let same: Vec<_> = under
+            .iter()
+            .copied()
+            .filter(|c| c.version == finding.installed)
+            .collect();
         tracing::debug!(
             "{} at /{path} is not in the image; matched by the directory /{dir}",
             finding.package
@@ -111,11 +122,18 @@ fn add_target(targets: &mut Vec<Target>, copy: &InstalledPackage, finding: &Find
     };
     match targets.iter_mut().find(same_copy) {
         Some(t) => {
-            if !t.findings.iter().any(|f| f.vulnerability == finding.vulnerability) {
+            if !t
+                .findings
+                .iter()
+                .any(|f| f.vulnerability == finding.vulnerability)
+            {
                 t.findings.push(finding.clone());
             }
         }
-        None => targets.push(Target { copy: copy.clone(), findings: vec![finding.clone()] }),
+        None => targets.push(Target {
+            copy: copy.clone(),
+            findings: vec![finding.clone()],
+        }),
     }
 }
 
@@ -125,7 +143,11 @@ fn add_unmatched(unmatched: &mut Vec<Unmatched>, finding: &Finding) {
     };
     match unmatched.iter_mut().find(same) {
         Some(u) => {
-            if !u.findings.iter().any(|f| f.vulnerability == finding.vulnerability) {
+            if !u
+                .findings
+                .iter()
+                .any(|f| f.vulnerability == finding.vulnerability)
+            {
                 u.findings.push(finding.clone());
             }
         }

@@ -472,6 +472,10 @@ impl Task for Snapshot<'_> {
         &self.staging
     }
 
+    fn view(&self) -> Result<&Path, Error> {
+        self.merged()
+    }
+
     fn commit(mut self: Box<Self>) -> Result<(), Error> {
         self.commit_inner()
     }
