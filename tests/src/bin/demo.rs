@@ -27,14 +27,18 @@ fn main() -> Result<ExitCode> {
         .with_writer(std::io::stderr)
         .init();
 
-    let missing: Vec<String> =
-        require::IMAGE_BUILDER.iter().filter_map(|need| need.check().err()).collect();
+    let missing: Vec<String> = require::IMAGE_BUILDER
+        .iter()
+        .filter_map(|need| need.check().err())
+        .collect();
     if !missing.is_empty() {
         bail!("the demo builds a test image, but {}", missing.join("; "));
     }
 
     // The image and its report.
-    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).parent().context("workspace root")?;
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .context("workspace root")?;
     let out = workspace.join("target/demo");
     fs_err::create_dir_all(&out)?;
     let image = images::python()?;
@@ -50,10 +54,16 @@ fn main() -> Result<ExitCode> {
         fs_err::remove_dir_all(&patched)?;
     }
     let mut patch = Command::new(&salve);
-    patch.args(["patch", "-i", &image.oci_ref(), "-r"]).arg(&report_path);
-    patch.args(["--pkg-types", "library", "-o"]).arg(format!("oci:{}", patched.display()));
+    patch
+        .args(["patch", "-i", &image.oci_ref(), "-r"])
+        .arg(&report_path);
+    patch
+        .args(["--pkg-types", "library", "-o"])
+        .arg(format!("oci:{}", patched.display()));
     println!("running: {patch:?}");
-    let status = patch.status().with_context(|| format!("running {}", salve.display()))?;
+    let status = patch
+        .status()
+        .with_context(|| format!("running {}", salve.display()))?;
     if !status.success() {
         eprintln!("salve patch exited with {status}");
         return Ok(ExitCode::FAILURE);
@@ -62,7 +72,11 @@ fn main() -> Result<ExitCode> {
     // The patched image must be valid, and fewer findings must remain.
     validate::image(&patched)?;
     let after = reports::rescan(&patched, image, Classes::LIBRARY)?;
-    println!("patched: oci:{} (re-scan: {})", patched.display(), summary(&after));
+    println!(
+        "patched: oci:{} (re-scan: {})",
+        patched.display(),
+        summary(&after)
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -73,7 +87,10 @@ fn summary(report: &serde_json::Value) -> String {
     for finding in &findings {
         *by_kind.entry(finding.kind.clone()).or_default() += 1;
     }
-    let parts: Vec<String> = by_kind.iter().map(|(kind, n)| format!("{kind} {n}")).collect();
+    let parts: Vec<String> = by_kind
+        .iter()
+        .map(|(kind, n)| format!("{kind} {n}"))
+        .collect();
     format!("{} findings: {}", findings.len(), parts.join(", "))
 }
 
