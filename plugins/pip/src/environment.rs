@@ -222,7 +222,8 @@ fn system(image: &Image, context: &ImageContext, db: &Database) -> Result<Vec<En
     // Debian shares /usr/lib/python3/dist-packages between its interpreters;
     // it belongs to the one `python3` names.
     let debian = image.is_dir(DEBIAN_DIST_PACKAGES);
-    let default_python = image.resolve("usr/bin/python3")?;
+    // An unresolvable link (see `venv_interpreter`) means "not this one".
+    let default_python = image.resolve("usr/bin/python3").ok();
 
     let mut found = Vec::new();
     for prefix in ["usr/local", "usr"] {
@@ -244,7 +245,7 @@ fn system(image: &Image, context: &ImageContext, db: &Database) -> Result<Vec<En
                     format!("{lib}/dist-packages"),
                 ];
                 let mut site_dirs = search_path.clone();
-                if image.resolve(&path)? != default_python {
+                if image.resolve(&path).ok() != default_python {
                     site_dirs.retain(|d| d != DEBIAN_DIST_PACKAGES);
                 }
                 (local, site_dirs, search_path)
@@ -337,16 +338,7 @@ fn venvs(image: &Image, systems: &[Environment]) -> Result<Vec<Environment>, Err
                 (v.starts_with(&format!("{major}.{minor}.")) && release.len() == 3)
                     .then(|| release.join("."))
             });
-            let candidates = [
-                "python",
-                "python3",
-                &format!("python{}.{}", python.0, python.1),
-            ]
-            .map(|name| format!("{root}/bin/{name}"));
-            let interpreter = candidates
-                .iter()
-                .find(|p| image.is_file(p))
-                .map(|p| format!("/{p}"));
+            let interpreter = venv_interpreter(image, &root, python, &fields);
 
             let mut search_path = vec![site.clone()];
             if include_system {
@@ -370,6 +362,53 @@ fn venvs(image: &Image, systems: &[Environment]) -> Result<Vec<Environment>, Err
         }
     }
     Ok(found)
+}
+
+/// The interpreter of a venv: its `bin/python` (or `python3`, `python3.X`).
+///
+/// That is a link to the base interpreter, and usually an absolute one
+/// (`/usr/bin/python3`), which the WASI sandbox refuses to read: inside the
+/// plugin an absolute link cannot be followed. So a link counts when it
+/// resolves to a file, or when the base interpreter `pyvenv.cfg` names
+/// (`executable`, `base-executable`, or `home` and the usual names) is in
+/// the image.
+fn venv_interpreter(
+    image: &Image,
+    root: &str,
+    (major, minor): (u64, u64),
+    cfg: &metadata::Fields,
+) -> Option<String> {
+    let names = [
+        "python".to_string(),
+        format!("python{major}"),
+        format!("python{major}.{minor}"),
+    ];
+    let home = cfg.get("home").unwrap_or_default().trim_end_matches('/');
+    let mut bases: Vec<String> = ["executable", "base-executable"]
+        .iter()
+        .filter_map(|key| cfg.get(key).map(str::to_string))
+        .collect();
+    if !home.is_empty() {
+        bases.extend(names.iter().rev().map(|name| format!("{home}/{name}")));
+    }
+    let base_present = || bases.iter().any(|b| image.is_file(b));
+
+    names
+        .iter()
+        .map(|name| format!("{root}/bin/{name}"))
+        .find_map(|path| {
+            let usable = image.is_file(&path) || (image.is_symlink(&path) && base_present());
+            usable.then(|| format!("/{path}"))
+        })
+}
+
+/// The entries of a directory, or none when it cannot be listed (a link
+/// the sandbox cannot follow); the reason is logged.
+fn listing(image: &Image, path: &str) -> Vec<salve_plugin_sdk::image::Entry> {
+    image.read_dir(path).unwrap_or_else(|e| {
+        salve_plugin_sdk::host::debug(&format!("/{path} not searched: {e}"));
+        Vec::new()
+    })
 }
 
 /// The system environment of a Python version, preferring the one whose
@@ -417,7 +456,7 @@ fn user_sites(image: &Image, systems: &[Environment]) -> Result<Vec<Environment>
         .map(|u| u.home.trim_matches('/').to_string())
         .collect();
     homes.push("root".into());
-    homes.extend(image.read_dir("home")?.into_iter().map(|e| e.path));
+    homes.extend(listing(image, "home").into_iter().map(|e| e.path));
     homes.sort();
     homes.dedup();
 

@@ -274,11 +274,11 @@ fn vendored(
         if entry.kind != EntryKind::Dir || Format::of(&entry.name, true).is_some() {
             continue;
         }
+        // One listing of the package instead of a probe per vendor name.
         let mut inside = Vec::new();
-        for vendor_dir in VENDOR_DIRS {
-            let dir = format!("{}/{vendor_dir}", entry.path);
-            if image.is_dir(&dir) {
-                inside.extend(distribution::read_all(image, &dir)?);
+        for child in image.read_dir(&entry.path)? {
+            if child.kind == EntryKind::Dir && VENDOR_DIRS.contains(&child.name.as_str()) {
+                inside.extend(distribution::read_all(image, &child.path)?);
             }
         }
         // pip vendors without metadata and lists the copies instead.

@@ -402,8 +402,9 @@ impl Install<'_> {
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PIP_ROOT_USER_ACTION", "ignore");
         if let Some(user) = &self.env.user {
-            command = command.env("HOME", user.home.clone());
-            command.user = Some(user.name.clone());
+            command = command
+                .env("HOME", user.home.clone())
+                .user(user.name.clone());
         }
         command
     }

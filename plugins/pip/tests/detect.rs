@@ -154,6 +154,30 @@ fn a_venv_whose_interpreter_links_outside_the_image_is_not_patchable() {
     assert_eq!(flask.attribute("python-full-version"), Some("3.12.4"));
 }
 
+/// Inside the WASI sandbox an absolute link cannot be read at all, so a
+/// venv's `bin/python -> /usr/bin/python3` looks like a link to nowhere;
+/// the base interpreter `pyvenv.cfg` names is what shows the venv works.
+/// Natively, a link to a path that is not in the image stands in for that.
+#[test]
+fn a_venv_link_that_cannot_be_followed_counts_when_its_base_is_present() {
+    let tree = Tree::new();
+    let site = "srv/env/lib/python3.11/site-packages";
+    tree.bookworm()
+        .file(
+            "srv/env/pyvenv.cfg",
+            "home = /usr/bin\nversion = 3.11.2\nexecutable = /usr/bin/python3.11\n",
+        )
+        .symlink("srv/env/bin/python", "/unreadable/python3")
+        .dist(site, "pip", "23.0.1")
+        .dist(site, "flask", "2.0.0");
+
+    let found = detect(&tree, &amd64());
+
+    let flask = find(&found, &format!("{site}/flask-2.0.0.dist-info/METADATA"));
+    assert_eq!(flask.origin, Origin::Managed);
+    assert_eq!(flask.attribute("interpreter"), Some("/srv/env/bin/python"));
+}
+
 #[test]
 fn vendored_copies_name_their_parent() {
     let tree = Tree::new();
