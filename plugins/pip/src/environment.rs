@@ -117,7 +117,8 @@ pub struct Environment {
     /// The user of a user site.
     pub user: Option<User>,
     /// The version of the pip this interpreter runs, when it has one
-    /// (filled in by `inventory`, which reads the site directories).
+    /// (filled in by `inventory`, which reads the site directories). One
+    /// without gets salve's own (see `bootstrap`).
     pub pip: Option<String>,
 }
 
@@ -132,7 +133,7 @@ impl Environment {
     /// Why pip cannot patch this environment, if it cannot.
     pub fn unsupported_reason(&self) -> Option<String> {
         let install = &self.install_dir;
-        let Some(interpreter) = &self.interpreter else {
+        if self.interpreter.is_none() {
             return Some(match self.kind {
                 Kind::Venv => format!(
                     "the virtual environment's interpreter in /{} is missing or links outside \
@@ -141,7 +142,7 @@ impl Environment {
                 ),
                 _ => format!("no Python interpreter for /{install} was found in the image"),
             });
-        };
+        }
         if let Some((3, minor)) = self.python
             && minor < 8
         {
@@ -149,11 +150,8 @@ impl Environment {
                 "Python 3.{minor} is older than 3.8, which salve's install checks need"
             ));
         }
-        let Some(pip) = &self.pip else {
-            return Some(format!(
-                "no pip in this environment, so {interpreter} -m pip cannot run"
-            ));
-        };
+        // Without a pip of its own, the environment gets salve's.
+        let pip = self.pip.as_deref().unwrap_or(crate::bootstrap::VERSION);
         if self.externally_managed && !pip_can_break_system_packages(pip) && pip_honours_marker(pip)
         {
             return Some(format!(

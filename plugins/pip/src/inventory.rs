@@ -136,8 +136,9 @@ impl Inventory {
     /// `releases` and `plan` read back: `interpreter`, `python-version`
     /// (`3.11`), `python-full-version` (`3.11.2`, when known),
     /// `externally-managed`, `installer`, `environment` (`system`, `venv`,
-    /// `user`), `pip-version`, `machine` (`x86_64`), `libc` (`glibc 2.36`),
-    /// and `user` for user sites.
+    /// `user`), `pip-version` (or `pip-bootstrap`, the version of the pip
+    /// salve brings to an environment without one), `machine` (`x86_64`),
+    /// `libc` (`glibc 2.36`), and `user` for user sites.
     pub fn package(&self, copy: &Copy) -> InstalledPackage {
         let env = &self.environments[copy.environment];
         let dist = &copy.distribution;
@@ -161,6 +162,11 @@ impl Inventory {
         optional("installer", Some(copy.installer.clone()));
         optional("environment", Some(env.kind.as_str().to_string()));
         optional("pip-version", env.pip.clone());
+        let bootstrapped = env.pip.is_none() && env.interpreter.is_some();
+        optional(
+            "pip-bootstrap",
+            bootstrapped.then(|| crate::bootstrap::VERSION.to_string()),
+        );
         optional("machine", self.machine.clone());
         optional("libc", Some(self.libc.to_attribute()));
         optional("user", env.user.as_ref().map(|u| u.name.clone()));
@@ -262,13 +268,16 @@ fn origin(dist: &Distribution, env: &Environment, owner: Option<&Owner>) -> Orig
     Origin::Managed
 }
 
-/// Distributions vendored inside the packages of a site directory, each
-/// with its parent (or why none was found).
+/// A vendored copy and the distribution it lives in (or why none was
+/// found).
+type VendoredCopy = (Distribution, Result<VendoredIn, String>);
+
+/// Distributions vendored inside the packages of a site directory.
 fn vendored(
     image: &Image,
     site: &str,
     top_level: &[Distribution],
-) -> Result<Vec<(Distribution, Result<VendoredIn, String>)>, Error> {
+) -> Result<Vec<VendoredCopy>, Error> {
     let mut found = Vec::new();
     for entry in image.read_dir(site)? {
         if entry.kind != EntryKind::Dir || Format::of(&entry.name, true).is_some() {

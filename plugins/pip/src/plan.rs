@@ -21,6 +21,10 @@
 //!    package, or install over a copy the OS package manager owns;
 //! 4. `PY -m pip install --no-cache-dir ... name==version`.
 //!
+//! An environment without pip first fetches salve's pinned pip wheel into
+//! staging (see [`crate::bootstrap`]) and runs `PY <wheel>/pip` instead of
+//! `PY -m pip`.
+//!
 //! Then the checks: exactly one copy of the package is left in the
 //! environment's install directory and it is the target version; the
 //! modules that imported before still import; `pip check` shows nothing new.
@@ -40,7 +44,7 @@ use salve_plugin_sdk::{
 
 use crate::environment::{self, Environment, Kind};
 use crate::inventory::{self, Copy, Inventory};
-use crate::{DEFAULT_SOURCES, name, version};
+use crate::{DEFAULT_SOURCES, bootstrap, name, version};
 
 /// The guard script run around every install.
 const GUARD: &str = include_str!("guard.py");
@@ -256,8 +260,8 @@ impl Install<'_> {
         let python = env.interpreter.clone().ok_or_else(|| {
             Error::InvalidInput(format!("/{} has no interpreter", env.install_dir))
         })?;
-        let pip = env.pip.as_deref().unwrap_or_default();
         let staging = self.context.staging_dir.trim_end_matches('/');
+        let pip = self.pip_version();
         let guard = format!("{staging}/salve-pip-guard.py");
         let work = format!("{staging}/pip-task-{}", self.serial);
         let state = format!("{work}/before.json");
@@ -270,6 +274,9 @@ impl Install<'_> {
             contents: GUARD.as_bytes().to_vec(),
             mode: 0o644,
         })];
+        if env.pip.is_none() {
+            steps.push(Step::Fetch(bootstrap::fetch()));
+        }
 
         // The task's files, writable by the user pip runs as.
         let mut workdir = vec![
@@ -294,7 +301,7 @@ impl Install<'_> {
         steps.push(Step::Run(self.command(snapshot)));
 
         if environment::pip_can_report(pip) {
-            let mut dry_run = self.pip_install(&python, pip);
+            let mut dry_run = self.pip_install(&python);
             dry_run.extend(["--dry-run", "--quiet", "--report", &report, &spec].map(String::from));
             steps.push(Step::Run(self.command(dry_run)));
             let mut review = vec![python.clone(), guard.clone(), "review".into()];
@@ -315,7 +322,7 @@ impl Install<'_> {
             steps.push(Step::Run(self.command(review)));
         }
 
-        let mut install = self.pip_install(&python, pip);
+        let mut install = self.pip_install(&python);
         install.push(spec.clone());
         steps.push(Step::Run(self.command(install)));
 
@@ -364,26 +371,45 @@ impl Install<'_> {
         })
     }
 
-    /// `PY -m pip install` and the options every install of this
-    /// environment takes.
-    fn pip_install(&self, python: &str, pip: &str) -> Vec<String> {
-        let mut argv: Vec<String> = [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--upgrade-strategy",
-            "only-if-needed",
-        ]
-        .map(String::from)
-        .to_vec();
+    /// The version of the pip that runs: the environment's own, or the one
+    /// salve brings.
+    fn pip_version(&self) -> &str {
+        self.env.pip.as_deref().unwrap_or(bootstrap::VERSION)
+    }
+
+    /// The fetched pip wheel, for an environment without pip.
+    fn bootstrap_pip(&self) -> Option<String> {
+        self.env
+            .pip
+            .is_none()
+            .then(|| bootstrap::entry_point(&self.context.staging_dir))
+    }
+
+    /// `PY -m pip install` (or `PY <wheel>/pip install`) and the options
+    /// every install of this environment takes.
+    fn pip_install(&self, python: &str) -> Vec<String> {
+        let mut argv = vec![python.to_string()];
+        match self.bootstrap_pip() {
+            Some(wheel) => argv.push(wheel),
+            None => argv.extend(["-m".to_string(), "pip".to_string()]),
+        }
+        argv.extend(
+            [
+                "install",
+                "--no-cache-dir",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--upgrade-strategy",
+                "only-if-needed",
+            ]
+            .map(String::from),
+        );
         if self.env.kind == Kind::User {
             argv.push("--user".into());
         }
-        if self.env.externally_managed && environment::pip_can_break_system_packages(pip) {
+        if self.env.externally_managed
+            && environment::pip_can_break_system_packages(self.pip_version())
+        {
             argv.push("--break-system-packages".into());
         }
         argv.extend(index_options(&self.context.sources));
@@ -405,6 +431,10 @@ impl Install<'_> {
             command = command
                 .env("HOME", user.home.clone())
                 .user(user.name.clone());
+        }
+        // The guard runs `pip check` with the same pip.
+        if let Some(wheel) = self.bootstrap_pip() {
+            command = command.env("SALVE_PIP", wheel);
         }
         command
     }

@@ -368,7 +368,7 @@ fn copies_pip_cannot_replace_say_why() {
 }
 
 #[test]
-fn environments_without_pip_or_interpreter_are_reported_unpatchable() {
+fn environments_without_pip_get_salves_and_orphan_sites_are_unpatchable() {
     let tree = Tree::new();
     tree.file("usr/local/bin/python3.12", "")
         .dist("usr/local/lib/python3.12/site-packages", "attrs", "23.1.0")
@@ -380,12 +380,10 @@ fn environments_without_pip_or_interpreter_are_reported_unpatchable() {
         &found,
         "usr/local/lib/python3.12/site-packages/attrs-23.1.0.dist-info/METADATA",
     );
-    assert_eq!(
-        attrs.origin,
-        Origin::Unsupported(
-            "no pip in this environment, so /usr/local/bin/python3.12 -m pip cannot run".into()
-        )
-    );
+    assert_eq!(attrs.origin, Origin::Managed);
+    assert_eq!(attrs.attribute("pip-version"), None);
+    assert_eq!(attrs.attribute("pip-bootstrap"), Some("25.0.1"));
+
     let leftover = find(
         &found,
         "usr/lib/python3.9/site-packages/leftover-1.0.dist-info/METADATA",
@@ -398,6 +396,37 @@ fn environments_without_pip_or_interpreter_are_reported_unpatchable() {
         )
     );
     assert_eq!(leftover.attribute("interpreter"), Some(""));
+    assert_eq!(leftover.attribute("pip-bootstrap"), None);
+}
+
+#[test]
+fn a_pip_that_honours_the_marker_but_cannot_override_it_is_unpatchable() {
+    let tree = Tree::new();
+    tree.bookworm().wheel(
+        "usr/local/lib/python3.11/dist-packages",
+        "requests-2.25.1.dist-info",
+        Some("pip"),
+    );
+    // pip 23.0 reads EXTERNALLY-MANAGED; --break-system-packages came in 23.0.1.
+    std::fs::write(
+        tree.path("usr/lib/python3/dist-packages/pip-23.0.1.dist-info/METADATA"),
+        "Metadata-Version: 2.1\nName: pip\nVersion: 23.0\n",
+    )
+    .unwrap();
+
+    let found = detect(&tree, &amd64());
+
+    let requests = find(
+        &found,
+        "usr/local/lib/python3.11/dist-packages/requests-2.25.1.dist-info/METADATA",
+    );
+    let Origin::Unsupported(why) = &requests.origin else {
+        panic!("{:?}", requests.origin)
+    };
+    assert!(
+        why.starts_with("pip 23.0 refuses to install into this externally managed"),
+        "{why}"
+    );
 }
 
 #[test]
