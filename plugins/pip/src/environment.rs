@@ -234,43 +234,17 @@ fn system(image: &Image, context: &ImageContext, db: &Database) -> Result<Vec<En
                 continue;
             }
 
+            let owns_shared = image.resolve(&path).ok() == default_python;
+            let layout = Layout::of(image, prefix, (major, minor), debian, owns_shared);
             let lib = format!("{prefix}/lib/python{major}.{minor}");
-            let (install_dir, site_dirs, search_path) = if prefix == "usr" && debian {
-                let local = format!("usr/local/lib/python{major}.{minor}/dist-packages");
-                let search_path = vec![
-                    local.clone(),
-                    DEBIAN_DIST_PACKAGES.into(),
-                    format!("{lib}/dist-packages"),
-                ];
-                let mut site_dirs = search_path.clone();
-                if image.resolve(&path).ok() != default_python {
-                    site_dirs.retain(|d| d != DEBIAN_DIST_PACKAGES);
-                }
-                (local, site_dirs, search_path)
-            } else if prefix == "usr/local" {
-                let site = format!("{lib}/site-packages");
-                (site.clone(), vec![site.clone()], vec![site])
-            } else {
-                let local = format!("usr/local/lib/python{major}.{minor}/site-packages");
-                let lib64 = format!("usr/lib64/python{major}.{minor}/site-packages");
-                let system = format!("{lib}/site-packages");
-                let install = if image.is_dir(&local) {
-                    local.clone()
-                } else {
-                    system.clone()
-                };
-                let dirs = vec![local, lib64, system];
-                (install, dirs.clone(), dirs)
-            };
-
             found.push(Environment {
                 kind: Kind::System,
                 interpreter: Some(format!("/{path}")),
                 python: Some((major, minor)),
                 python_full: full_version(context, db, prefix, (major, minor)),
-                install_dir,
-                site_dirs,
-                search_path,
+                install_dir: layout.install_dir,
+                site_dirs: layout.site_dirs,
+                search_path: layout.search_path,
                 externally_managed: image.is_file(&format!("{lib}/EXTERNALLY-MANAGED")),
                 user: None,
                 pip: None,
@@ -278,6 +252,73 @@ fn system(image: &Image, context: &ImageContext, db: &Database) -> Result<Vec<En
         }
     }
     Ok(found)
+}
+
+/// Where a system interpreter's packages live.
+struct Layout {
+    /// Where `pip install` writes as root.
+    install_dir: String,
+    /// The site directories whose packages are reported with it.
+    site_dirs: Vec<String>,
+    /// Every site directory it sees, in `sys.path` order.
+    search_path: Vec<String>,
+}
+
+impl Layout {
+    /// The layout of `python3.X` under `prefix` (`usr` or `usr/local`).
+    /// `debian`: the image has Debian's shared dist-packages, which belongs
+    /// to the interpreter `python3` names (`owns_shared`).
+    fn of(
+        image: &Image,
+        prefix: &str,
+        (major, minor): (u64, u64),
+        debian: bool,
+        owns_shared: bool,
+    ) -> Layout {
+        let lib = format!("{prefix}/lib/python{major}.{minor}");
+        if prefix == "usr" && debian {
+            let local = format!("usr/local/lib/python{major}.{minor}/dist-packages");
+            let search_path = vec![
+                local.clone(),
+                DEBIAN_DIST_PACKAGES.into(),
+                format!("{lib}/dist-packages"),
+            ];
+            let mut site_dirs = search_path.clone();
+            if !owns_shared {
+                site_dirs.retain(|d| d != DEBIAN_DIST_PACKAGES);
+            }
+            return Layout {
+                install_dir: local,
+                site_dirs,
+                search_path,
+            };
+        }
+        if prefix == "usr/local" {
+            let site = format!("{lib}/site-packages");
+            return Layout {
+                install_dir: site.clone(),
+                site_dirs: vec![site.clone()],
+                search_path: vec![site],
+            };
+        }
+
+        // Fedora's pip writes to /usr/local when that directory exists;
+        // Alpine's and others' to the interpreter's own site-packages.
+        let local = format!("usr/local/lib/python{major}.{minor}/site-packages");
+        let lib64 = format!("usr/lib64/python{major}.{minor}/site-packages");
+        let system = format!("{lib}/site-packages");
+        let install_dir = if image.is_dir(&local) {
+            local.clone()
+        } else {
+            system.clone()
+        };
+        let dirs = vec![local, lib64, system];
+        Layout {
+            install_dir,
+            site_dirs: dirs.clone(),
+            search_path: dirs,
+        }
+    }
 }
 
 /// The full version of a system interpreter: the official images' own

@@ -254,121 +254,137 @@ struct Install<'a> {
     serial: usize,
 }
 
+/// The files of one task in the staging directory.
+struct Files {
+    /// The guard script.
+    guard: String,
+    /// The task's directory.
+    work: String,
+    /// What `snapshot` recorded.
+    state: String,
+    /// pip's `--report` of the dry run.
+    report: String,
+}
+
 impl Install<'_> {
     fn build(&self, p: &Planned<'_>) -> Result<Task, Error> {
-        let env = self.env;
-        let python = env.interpreter.clone().ok_or_else(|| {
-            Error::InvalidInput(format!("/{} has no interpreter", env.install_dir))
+        let python = self.env.interpreter.clone().ok_or_else(|| {
+            Error::InvalidInput(format!("/{} has no interpreter", self.env.install_dir))
         })?;
         let staging = self.context.staging_dir.trim_end_matches('/');
-        let pip = self.pip_version();
-        let guard = format!("{staging}/salve-pip-guard.py");
         let work = format!("{staging}/pip-task-{}", self.serial);
-        let state = format!("{work}/before.json");
-        let report = format!("{work}/report.json");
+        let files = Files {
+            guard: format!("{staging}/salve-pip-guard.py"),
+            state: format!("{work}/before.json"),
+            report: format!("{work}/report.json"),
+            work,
+        };
         let spec = format!("{}=={}", p.name, p.target);
-        let site = format!("/{}", env.install_dir);
+        Ok(Task {
+            description: format!("pip install {spec} in /{}", self.env.install_dir),
+            updates: vec![p.index as u32],
+            steps: self.steps(p, &python, &files, &spec),
+            checks: self.checks(p, &python, &files),
+        })
+    }
 
+    fn steps(&self, p: &Planned<'_>, python: &str, files: &Files, spec: &str) -> Vec<Step> {
         let mut steps = vec![Step::WriteFile(FileWrite {
-            path: guard.clone(),
+            path: files.guard.clone(),
             contents: GUARD.as_bytes().to_vec(),
             mode: 0o644,
         })];
-        if env.pip.is_none() {
+        if self.env.pip.is_none() {
             steps.push(Step::Fetch(bootstrap::fetch()));
         }
 
         // The task's files, writable by the user pip runs as.
-        let mut workdir = vec![
-            python.clone(),
-            guard.clone(),
-            "workdir".into(),
-            "--path".into(),
-        ];
-        workdir.push(work.clone());
-        if let Some(user) = &env.user {
-            workdir.extend(["--owner".to_string(), user.name.clone()]);
+        let mut workdir = vec!["workdir", "--path", &files.work];
+        if let Some(user) = &self.env.user {
+            workdir.extend(["--owner", &user.name]);
         }
-        let mut as_root = self.command(workdir);
+        let mut as_root = self.guard(python, files, &workdir);
         as_root.user = None;
         steps.push(Step::Run(as_root));
 
-        let mut snapshot = vec![python.clone(), guard.clone(), "snapshot".into()];
-        snapshot.extend(["--state".to_string(), state.clone()]);
+        let mut snapshot = vec!["snapshot", "--state", &files.state];
         for module in &self.modules {
-            snapshot.extend(["--module".to_string(), module.clone()]);
+            snapshot.extend(["--module", module]);
         }
-        steps.push(Step::Run(self.command(snapshot)));
+        steps.push(Step::Run(self.guard(python, files, &snapshot)));
 
-        if environment::pip_can_report(pip) {
-            let mut dry_run = self.pip_install(&python);
-            dry_run.extend(["--dry-run", "--quiet", "--report", &report, &spec].map(String::from));
-            steps.push(Step::Run(self.command(dry_run)));
-            let mut review = vec![python.clone(), guard.clone(), "review".into()];
-            review.extend(
-                [
-                    "--report",
-                    &report,
-                    "--name",
-                    p.name,
-                    "--version",
-                    &p.target,
-                ]
-                .map(String::from),
+        // Learn what the install would change, and refuse harm before it.
+        if environment::pip_can_report(self.pip_version()) {
+            let mut dry_run = self.pip_install(python);
+            dry_run.extend(
+                ["--dry-run", "--quiet", "--report", &files.report, spec].map(String::from),
             );
+            steps.push(Step::Run(self.command(dry_run)));
+            let mut review = vec![
+                "review",
+                "--report",
+                &files.report,
+                "--name",
+                p.name,
+                "--version",
+                &p.target,
+            ];
             for protected in self.protected {
-                review.extend(["--protect".to_string(), protected.clone()]);
+                review.extend(["--protect", protected]);
             }
-            steps.push(Step::Run(self.command(review)));
+            steps.push(Step::Run(self.guard(python, files, &review)));
         }
 
-        let mut install = self.pip_install(&python);
-        install.push(spec.clone());
+        let mut install = self.pip_install(python);
+        install.push(spec.to_string());
         steps.push(Step::Run(self.command(install)));
+        steps
+    }
 
-        let guard_run = |args: &[&str]| {
-            let mut argv = vec![python.clone(), guard.clone()];
-            argv.extend(args.iter().map(|a| a.to_string()));
-            self.command(argv)
+    fn checks(&self, p: &Planned<'_>, python: &str, files: &Files) -> Vec<Check> {
+        let site = format!("/{}", self.env.install_dir);
+        let modules = if self.modules.is_empty() {
+            "none found".to_string()
+        } else {
+            self.modules.join(", ")
         };
-        let checks = vec![
+        vec![
             Check {
                 description: format!(
                     "{} is {} in {site}, with no other copy beside it",
                     p.name, p.target
                 ),
-                command: guard_run(&["installed", "--site", &site, "--name", p.name]),
+                command: self.guard(
+                    python,
+                    files,
+                    &["installed", "--site", &site, "--name", p.name],
+                ),
                 exit_code: 0,
                 stdout: OutputMatch::Equals(p.target.clone()),
             },
             Check {
                 description: format!(
-                    "the modules of {} that imported before still import ({})",
-                    p.name,
-                    if self.modules.is_empty() {
-                        "none found".into()
-                    } else {
-                        self.modules.join(", ")
-                    }
+                    "the modules of {} that imported before still import ({modules})",
+                    p.name
                 ),
-                command: guard_run(&["imports", "--state", &state]),
+                command: self.guard(python, files, &["imports", "--state", &files.state]),
                 exit_code: 0,
                 stdout: OutputMatch::Any,
             },
             Check {
                 description: format!("pip check shows no new problem in {site}"),
-                command: guard_run(&["pip-check", "--state", &state]),
+                command: self.guard(python, files, &["pip-check", "--state", &files.state]),
                 exit_code: 0,
                 stdout: OutputMatch::Any,
             },
-        ];
+        ]
+    }
 
-        Ok(Task {
-            description: format!("pip install {spec} in {site}"),
-            updates: vec![p.index as u32],
-            steps,
-            checks,
-        })
+    /// `PY guard.py ARGS...`.
+    fn guard(&self, python: &str, files: &Files, args: &[&str]) -> Command {
+        let mut argv = vec![python.to_string(), files.guard.clone()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        self.command(argv)
     }
 
     /// The version of the pip that runs: the environment's own, or the one

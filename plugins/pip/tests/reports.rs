@@ -11,13 +11,20 @@ use salve_plugin_sdk::prelude::*;
 
 /// `(PkgName, PkgPath, InstalledVersion)` of every python-pkg finding.
 fn findings(report: &str) -> Vec<(String, String, String)> {
-    let results: serde_json::Value = serde_json::from_str(&fixture(&format!("reports/{report}")))
-        .expect("a recorded report");
+    let results: serde_json::Value =
+        serde_json::from_str(&fixture(&format!("reports/{report}"))).expect("a recorded report");
     let mut found = Vec::new();
     for result in results.as_array().expect("a list of results") {
-        for v in result["Vulnerabilities"].as_array().expect("vulnerabilities") {
+        for v in result["Vulnerabilities"]
+            .as_array()
+            .expect("vulnerabilities")
+        {
             let field = |k: &str| v[k].as_str().expect(k).to_string();
-            found.push((field("PkgName"), field("PkgPath"), field("InstalledVersion")));
+            found.push((
+                field("PkgName"),
+                field("PkgPath"),
+                field("InstalledVersion"),
+            ));
         }
     }
     assert!(!found.is_empty());
@@ -61,7 +68,10 @@ fn every_finding_of_the_flask_reports_has_its_copy() {
     let tree = python_311_image();
     let found = detect(&tree, &python_311_context());
 
-    for report in ["nanda9_flask-python-app__trivy.json", "jhowell-ocs_FuelTime__trivy-image-report.json"] {
+    for report in [
+        "nanda9_flask-python-app__trivy.json",
+        "jhowell-ocs_FuelTime__trivy-image-report.json",
+    ] {
         for (pkg, path, version) in findings(report) {
             let copy = found
                 .iter()
@@ -102,11 +112,22 @@ fn reports_that_name_the_site_directory_match_the_scope() {
     let tree = Tree::new();
     tree.file("usr/local/bin/python3.11", "")
         .dist("usr/local/lib/python3.11/site-packages", "pip", "24.0")
-        .dist("usr/local/lib/python3.11/site-packages", "requests", "2.28.1")
-        .file("opt/venv/pyvenv.cfg", "home = /usr/local/bin\nversion = 3.11.9\n")
+        .dist(
+            "usr/local/lib/python3.11/site-packages",
+            "requests",
+            "2.28.1",
+        )
+        .file(
+            "opt/venv/pyvenv.cfg",
+            "home = /usr/local/bin\nversion = 3.11.9\n",
+        )
         .symlink("opt/venv/bin/python", "/usr/local/bin/python3.11")
         .dist("opt/venv/lib/python3.11/site-packages", "pip", "24.0")
-        .dist("opt/venv/lib/python3.11/site-packages", "requests", "2.28.0")
+        .dist(
+            "opt/venv/lib/python3.11/site-packages",
+            "requests",
+            "2.28.0",
+        )
         .dist("opt/venv/lib/python3.11/site-packages", "urllib3", "1.26.0");
     let found = detect(&tree, &python_311_context());
 
