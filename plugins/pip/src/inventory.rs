@@ -41,7 +41,7 @@ const VENDOR_DIRS: &[&str] = &[
 
 /// One installed copy of a distribution, with what salve may do to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Copy {
+pub struct PackageCopy {
     /// The distribution.
     pub distribution: Distribution,
     /// Index of its environment in [`Inventory::environments`].
@@ -59,7 +59,7 @@ pub struct Inventory {
     /// The environments.
     pub environments: Vec<Environment>,
     /// Every copy found, environment by environment.
-    pub copies: Vec<Copy>,
+    pub copies: Vec<PackageCopy>,
     /// The image's C library.
     pub libc: Libc,
     /// The wheel machine name of the image's architecture.
@@ -86,13 +86,19 @@ pub fn scan(image: &Image, context: &ImageContext) -> Result<Inventory, Error> {
         }
     }
 
+    // A directory two interpreters claim is reported once, with the first.
     let mut copies = Vec::new();
+    let mut reported: Vec<&str> = Vec::new();
     for (index, env) in environments.iter().enumerate() {
         for dir in &env.site_dirs {
+            if reported.contains(&dir.as_str()) {
+                continue;
+            }
+            reported.push(dir);
             let top_level = sites.read(image, dir)?.to_vec();
             for dist in &top_level {
                 let owner = db.owner(&dist.dir);
-                copies.push(Copy {
+                copies.push(PackageCopy {
                     origin: origin(dist, env, owner),
                     installer: installer(dist, owner),
                     distribution: dist.clone(),
@@ -106,7 +112,7 @@ pub fn scan(image: &Image, context: &ImageContext) -> Result<Inventory, Error> {
                     (None, Ok(parent)) => Origin::Vendored(parent),
                     (None, Err(reason)) => Origin::Unsupported(reason),
                 };
-                copies.push(Copy {
+                copies.push(PackageCopy {
                     origin,
                     installer: installer(&dist, owner),
                     distribution: dist,
@@ -139,7 +145,7 @@ impl Inventory {
     /// `user`), `pip-version` (or `pip-bootstrap`, the version of the pip
     /// salve brings to an environment without one), `machine` (`x86_64`),
     /// `libc` (`glibc 2.36`), and `user` for user sites.
-    pub fn package(&self, copy: &Copy) -> InstalledPackage {
+    pub fn package(&self, copy: &PackageCopy) -> InstalledPackage {
         let env = &self.environments[copy.environment];
         let dist = &copy.distribution;
         let mut attributes = vec![

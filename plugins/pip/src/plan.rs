@@ -43,7 +43,7 @@ use salve_plugin_sdk::{
 };
 
 use crate::environment::{self, Environment, Kind};
-use crate::inventory::{self, Copy, Inventory};
+use crate::inventory::{self, Inventory, PackageCopy};
 use crate::{DEFAULT_SOURCES, bootstrap, name, version};
 
 /// The guard script run around every install.
@@ -58,7 +58,7 @@ struct Planned<'a> {
     /// The target, in canonical PEP 440 spelling.
     target: String,
     /// The copy in the image.
-    copy: &'a Copy,
+    copy: &'a PackageCopy,
 }
 
 /// Plans the updates.
@@ -193,7 +193,7 @@ fn protected_copies(inventory: &Inventory, env: &Environment) -> Vec<String> {
     if env.kind == Kind::Venv {
         return Vec::new();
     }
-    let mut active: Vec<&Copy> = Vec::new();
+    let mut active: Vec<&PackageCopy> = Vec::new();
     for dir in &env.search_path {
         for copy in inventory
             .copies

@@ -430,6 +430,26 @@ fn a_pip_that_honours_the_marker_but_cannot_override_it_is_unpatchable() {
 }
 
 #[test]
+fn a_site_directory_two_interpreters_share_is_reported_once() {
+    let tree = Tree::new();
+    let site = "usr/local/lib/python3.11/site-packages";
+    // Fedora's python3.11 and a source-built one both look there.
+    tree.file("usr/bin/python3.11", "")
+        .file("usr/local/bin/python3.11", "")
+        .dist(site, "pip", "24.0")
+        .dist(site, "attrs", "23.1.0");
+
+    let found = detect(&tree, &amd64());
+
+    let attrs: Vec<&InstalledPackage> = found.iter().filter(|p| p.key == "attrs").collect();
+    assert_eq!(attrs.len(), 1);
+    assert_eq!(
+        attrs[0].attribute("interpreter"),
+        Some("/usr/local/bin/python3.11")
+    );
+}
+
+#[test]
 fn alpine_apk_packages_are_foreign() {
     let tree = Tree::new();
     let site = "usr/lib/python3.11/site-packages";
