@@ -24,4 +24,6 @@ pub mod layer;
 pub mod plugin;
 pub mod policy;
 pub mod report;
+pub mod session;
+pub mod target;
 pub mod unpack;

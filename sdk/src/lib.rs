@@ -125,6 +125,14 @@ pub trait Plugin {
         })
     }
 
+    /// The key of a package name as a scanner spells it; must equal
+    /// [`InstalledPackage::key`] for the same package. The default is the
+    /// name itself, right for ecosystems whose names are case-sensitive
+    /// and unnormalised (npm); pip overrides it with PEP 503.
+    fn package_key(name: &str) -> String {
+        name.to_string()
+    }
+
     /// Lists what is installed in the image, or asks for probes first.
     ///
     /// # Errors
@@ -204,6 +212,9 @@ macro_rules! export_plugin {
                 }
                 fn classify(a: String, b: String) -> Result<wit::Bump, String> {
                     $crate::__private::classify::<$plugin>(a, b)
+                }
+                fn package_key(name: String) -> String {
+                    <$plugin as $crate::Plugin>::package_key(&name)
                 }
                 fn detect(
                     image: wit::ImageContext,

@@ -1,3 +1,7 @@
-//! End-to-end tests of salve: one test binary, one module per area.
+//! End-to-end tests of salve on real images and reports: one test binary,
+//! one module per area.
 
+mod exec;
+mod image;
 mod plugins;
+mod testbed;

@@ -60,7 +60,8 @@ fn plugin_dir() -> &'static Path {
 /// A registry of the bundled plugins plus the test plugins, with a short
 /// time budget so the endless loop ends quickly.
 fn registry() -> Registry {
-    let cache = tempfile::tempdir().unwrap();
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let cache = CACHE.get_or_init(|| tempfile::tempdir().unwrap());
     Registry::load(&Options {
         plugin_dirs: vec![plugin_dir().to_path_buf()],
         cache_dir: Some(cache.path().to_path_buf()),

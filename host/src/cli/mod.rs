@@ -2,6 +2,7 @@
 
 pub mod logging;
 mod plugins;
+mod run;
 
 use std::path::PathBuf;
 
@@ -87,6 +88,9 @@ impl Global {
 pub enum Command {
     /// List the loaded plugins: name, version, kind, report types, origin.
     Plugins(plugins::PluginsArgs),
+    /// Run one command in an image and write the image plus what it
+    /// changed (a debugging aid for the executor; needs root and runc).
+    Run(run::RunArgs),
 }
 
 /// How the process ends.
@@ -115,5 +119,6 @@ impl From<Exit> for std::process::ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
         Command::Plugins(args) => plugins::run(&cli.global, &args),
+        Command::Run(args) => run::run(&cli.global, &args),
     }
 }

@@ -451,6 +451,22 @@ impl Plugin {
         )
     }
 
+    /// The key of a package name as a report spells it.
+    ///
+    /// # Errors
+    ///
+    /// The plugin failed or returned nonsense.
+    pub fn package_key(&self, name: &str) -> Result<String, Error> {
+        let key = self.call_pure("package-key", |p, s| {
+            p.salve_plugin_plugin().call_package_key(s, name)
+        })?;
+        if key.is_empty() || key.len() > validate::MAX_NAME {
+            let e = format!("a key of {} bytes for {name:?}", key.len());
+            return Err(self.error("package-key", ErrorKind::Nonsense(e)));
+        }
+        Ok(key)
+    }
+
     /// Lists what is installed under `root` (the image's files, read-only).
     ///
     /// # Errors
@@ -549,5 +565,20 @@ impl Plugin {
         validate::plan(&outcome, updates.len())
             .map_err(|e| self.error("plan", ErrorKind::Nonsense(e)))?;
         Ok(outcome)
+    }
+}
+
+/// The policy orders a package's versions through its own plugin.
+impl crate::policy::Versions for Plugin {
+    fn parse(&self, version: &str) -> Result<VersionInfo, String> {
+        self.parse_version(version).map_err(|e| e.to_string())
+    }
+
+    fn compare(&self, a: &str, b: &str) -> Result<std::cmp::Ordering, String> {
+        Plugin::compare(self, a, b).map_err(|e| e.to_string())
+    }
+
+    fn classify(&self, a: &str, b: &str) -> Result<Bump, String> {
+        Plugin::classify(self, a, b).map_err(|e| e.to_string())
     }
 }

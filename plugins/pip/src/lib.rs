@@ -74,6 +74,12 @@ impl Plugin for Pip {
         version::classify(a, b)
     }
 
+    /// PEP 503: `Werkzeug`, `werkzeug` and `jaraco.context`,
+    /// `jaraco-context` name one package each.
+    fn package_key(name: &str) -> String {
+        name::normalize(name)
+    }
+
     fn detect(image: &Image, context: &ImageContext, _: &Answers) -> Result<Detected, Error> {
         let inventory = inventory::scan(image, context)?;
         host::debug(&format!(

@@ -1,0 +1,161 @@
+//! Joining report findings to the package copies a plugin detects.
+//!
+//! A report says "requests 2.25.1 at `usr/local/lib/python3.11/site-packages/
+//! requests-2.25.1.dist-info/METADATA` has CVE-2023-32681"; a plugin's
+//! `detect` says what is really installed, and where. Each finding is
+//! routed to the copy it describes:
+//!
+//! 1. copies whose key is the finding's key (the plugin normalises names);
+//! 2. with a path, the copy at exactly that path; failing that (a stale
+//!    report: the copy moved or was upgraded since the scan), the copies
+//!    under the nearest directory the report's path shares with them;
+//! 3. without a path (OS packages, some scanners), the copies at the
+//!    version the report names, else every copy of the package.
+//!
+//! A finding that reaches no copy is kept, with the reason, so the summary
+//! can say "not installed in the image". Findings that reach the same copy
+//! become one [`Target`]: the policy then picks one version for it.
+
+use crate::plugin::InstalledPackage;
+use crate::report::Finding;
+
+/// One package copy and the findings that describe it.
+#[derive(Clone, Debug)]
+pub struct Target {
+    /// The copy, as detected.
+    pub copy: InstalledPackage,
+    /// Its findings, in report order, without repeats of one vulnerability.
+    pub findings: Vec<Finding>,
+}
+
+/// Findings that reach no copy in the image.
+#[derive(Clone, Debug)]
+pub struct Unmatched {
+    /// The package name, as the report spells it.
+    pub package: String,
+    /// The version the report says is installed.
+    pub installed: String,
+    /// Where the report says it is.
+    pub path: Option<String>,
+    /// The findings.
+    pub findings: Vec<Finding>,
+}
+
+/// Routes findings to copies. `key` gives the plugin's key for a name.
+pub fn resolve(
+    findings: &[Finding],
+    installed: &[InstalledPackage],
+    key: &mut dyn FnMut(&str) -> String,
+) -> (Vec<Target>, Vec<Unmatched>) {
+    let mut targets: Vec<Target> = Vec::new();
+    let mut unmatched: Vec<Unmatched> = Vec::new();
+
+    for finding in findings {
+        let k = key(&finding.package);
+        let copies: Vec<&InstalledPackage> = installed.iter().filter(|c| c.key == k).collect();
+        let chosen = choose(finding, &copies);
+        if chosen.is_empty() {
+            add_unmatched(&mut unmatched, finding);
+            continue;
+        }
+        for copy in chosen {
+            add_target(&mut targets, copy, finding);
+        }
+    }
+    (targets, unmatched)
+}
+
+/// The copies a finding describes, among those with its key.
+fn choose<'a>(finding: &Finding, copies: &[&'a InstalledPackage]) -> Vec<&'a InstalledPackage> {
+    if copies.is_empty() {
+        return Vec::new();
+    }
+    let Some(path) = finding.path.as_deref().map(|p| p.trim_matches('/')) else {
+        let same: Vec<_> = copies
+            .iter()
+            .copied()
+            .filter(|c| c.version == finding.installed)
+            .collect();
+        return if same.is_empty() {
+            copies.to_vec()
+        } else {
+            same
+        };
+    };
+
+    if let Some(exact) = copies.iter().find(|c| c.path.trim_matches('/') == path) {
+        return vec![exact];
+    }
+
+    // The nearest shared directory: climb the report's path until some
+    // copies live under it.
+    let mut dir = path;
+    while let Some(cut) = dir.rfind('/') {
+        dir = &dir[..cut];
+        let under: Vec<_> = copies
+            .iter()
+            .copied()
+            .filter(|c| c.path.trim_matches('/').starts_with(&format!("{dir}/")))
+            .collect();
+        if under.is_empty() {
+            continue;
+        }
+        // Several copies under it (nested node_modules): the ones at the
+        // reported version, if that narrows it down.
+        let same: Vec<_> = under
+            .iter()
+            .copied()
+            .filter(|c| c.version == finding.installed)
+            .collect();
+        tracing::debug!(
+            "{} at /{path} is not in the image; matched by the directory /{dir}",
+            finding.package
+        );
+        return if same.is_empty() { under } else { same };
+    }
+    Vec::new()
+}
+
+fn add_target(targets: &mut Vec<Target>, copy: &InstalledPackage, finding: &Finding) {
+    let same_copy = |t: &&mut Target| {
+        t.copy.key == copy.key && t.copy.path == copy.path && t.copy.scope == copy.scope
+    };
+    match targets.iter_mut().find(same_copy) {
+        Some(t) => {
+            if !t
+                .findings
+                .iter()
+                .any(|f| f.vulnerability == finding.vulnerability)
+            {
+                t.findings.push(finding.clone());
+            }
+        }
+        None => targets.push(Target {
+            copy: copy.clone(),
+            findings: vec![finding.clone()],
+        }),
+    }
+}
+
+fn add_unmatched(unmatched: &mut Vec<Unmatched>, finding: &Finding) {
+    let same = |u: &&mut Unmatched| {
+        u.package == finding.package && u.path == finding.path && u.installed == finding.installed
+    };
+    match unmatched.iter_mut().find(same) {
+        Some(u) => {
+            if !u
+                .findings
+                .iter()
+                .any(|f| f.vulnerability == finding.vulnerability)
+            {
+                u.findings.push(finding.clone());
+            }
+        }
+        None => unmatched.push(Unmatched {
+            package: finding.package.clone(),
+            installed: finding.installed.clone(),
+            path: finding.path.clone(),
+            findings: vec![finding.clone()],
+        }),
+    }
+}

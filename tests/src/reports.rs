@@ -1,0 +1,378 @@
+//! Trivy JSON reports for test images, written from their real contents.
+//!
+//! A report is the image's [`Inventory`] matched against real advisory data:
+//! the OSV records in `shared/advisories/` for Python and npm packages, and
+//! for Debian packages the newer versions bookworm-security and
+//! bookworm-updates carry, with the CVE ids their changelogs name (see
+//! [`debian`](crate::debian)). Nothing is hand-typed, so the reports follow
+//! the images when a recipe changes.
+//!
+//! The shape is Trivy's (`SchemaVersion` 2): `Metadata` with the OS, image
+//! id, diff ids and config; one `Results` entry per class (`os-pkgs` with
+//! `Type` `debian`, `lang-pkgs` with `python-pkg` or `node-pkg`), whose
+//! `Vulnerabilities` carry `PkgPath` exactly as Trivy writes it and
+//! `FixedVersion` as every fixed version of the record's ranges for the
+//! package, comma-joined. Where this differs from a real Trivy scan,
+//! `docs/testbed.md` says so.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::{Value, json};
+
+use crate::advisories::{self, Database, Source};
+use crate::debian::Updates;
+use crate::images::BuiltImage;
+use crate::inventory::{self, Ecosystem, Inventory, Package};
+
+/// A report that could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The advisory records could not be loaded.
+    #[error("loading advisories")]
+    Advisories(#[from] advisories::Error),
+    /// The image could not be scanned.
+    #[error(transparent)]
+    Scan(#[from] inventory::Error),
+    /// The report file could not be written.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+}
+
+/// Which classes of findings a report holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Classes {
+    /// `os-pkgs` (Debian packages).
+    pub os: bool,
+    /// `lang-pkgs` (Python and npm packages).
+    pub library: bool,
+}
+
+impl Classes {
+    /// Both classes.
+    pub const ALL: Classes = Classes {
+        os: true,
+        library: true,
+    };
+    /// Only `lang-pkgs`.
+    pub const LIBRARY: Classes = Classes {
+        os: false,
+        library: true,
+    };
+    /// Only `os-pkgs`.
+    pub const OS: Classes = Classes {
+        os: true,
+        library: false,
+    };
+}
+
+/// The Trivy report for a test image, with every class of finding.
+pub fn trivy_for(image: &BuiltImage) -> Result<Value, Error> {
+    let database = advisories::load()?;
+    Ok(trivy(
+        &image.tag,
+        &image.inventory,
+        &image.debian_updates,
+        &database,
+        Classes::ALL,
+    ))
+}
+
+/// Writes [`trivy_for`]'s report to `path` (atomically) and returns the path.
+pub fn write_trivy(image: &BuiltImage, path: &Path) -> Result<PathBuf, Error> {
+    write(path, &trivy_for(image)?)
+}
+
+/// A fresh report for `patched` (an OCI layout or docker-archive made from
+/// `original`), as a re-scan after patching: the same advisory data and the
+/// same Debian archive state as the original's report, applied to what the
+/// patched image really holds now.
+pub fn rescan(patched: &Path, original: &BuiltImage, classes: Classes) -> Result<Value, Error> {
+    let database = advisories::load()?;
+    let inventory = inventory::scan(patched, None)?;
+    Ok(trivy(
+        &original.tag,
+        &inventory,
+        &original.debian_updates,
+        &database,
+        classes,
+    ))
+}
+
+/// Writes `report` as pretty JSON to `path`, through a temporary file.
+pub fn write(path: &Path, report: &Value) -> Result<PathBuf, Error> {
+    let dir = path
+        .parent()
+        .filter(|dir| !dir.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut staging = tempfile::Builder::new()
+        .prefix(".trivy-")
+        .tempfile_in(dir)?;
+    serde_json::to_writer_pretty(&mut staging, report).map_err(std::io::Error::from)?;
+    staging.persist(path).map_err(|error| error.error)?;
+    Ok(path.to_owned())
+}
+
+/// Builds a Trivy report from an inventory and the advisory data.
+pub fn trivy(
+    tag: &str,
+    inventory: &Inventory,
+    updates: &Updates,
+    database: &Database,
+    classes: Classes,
+) -> Value {
+    let os_name = inventory.debian_version.clone().unwrap_or_default();
+    let mut results = Vec::new();
+    if classes.os && inventory.debian_version.is_some() {
+        let vulnerabilities = debian_findings(inventory, updates, &os_name);
+        results.push(result(
+            &format!("{tag} (debian {os_name})"),
+            "os-pkgs",
+            "debian",
+            vulnerabilities,
+        ));
+    }
+    if classes.library {
+        for (ecosystem, target, kind) in [
+            (Ecosystem::Pypi, "Python", "python-pkg"),
+            (Ecosystem::Npm, "Node.js", "node-pkg"),
+        ] {
+            if inventory.of(ecosystem).next().is_some() {
+                results.push(result(
+                    target,
+                    "lang-pkgs",
+                    kind,
+                    library_findings(inventory, database, ecosystem),
+                ));
+            }
+        }
+    }
+
+    json!({
+        "SchemaVersion": 2,
+        "Trivy": { "Version": "0.0.0-salve-testbed" },
+        "ArtifactName": tag,
+        "ArtifactType": "container_image",
+        "Metadata": {
+            "OS": { "Family": "debian", "Name": os_name },
+            "ImageID": inventory.image_id,
+            "DiffIDs": inventory.layers.iter().map(|layer| &layer.diff_id).collect::<Vec<_>>(),
+            "RepoTags": [tag],
+            "ImageConfig": inventory.config,
+        },
+        "Results": results,
+    })
+}
+
+fn result(target: &str, class: &str, kind: &str, mut vulnerabilities: Vec<Value>) -> Value {
+    let key = |v: &Value| {
+        let field = |name: &str| v[name].as_str().unwrap_or_default().to_owned();
+        (
+            field("PkgName"),
+            field("PkgPath"),
+            field("InstalledVersion"),
+            field("VulnerabilityID"),
+        )
+    };
+    vulnerabilities.sort_by_key(key);
+    let mut result = json!({ "Target": target, "Class": class, "Type": kind });
+    if !vulnerabilities.is_empty() {
+        result["Vulnerabilities"] = Value::Array(vulnerabilities);
+    }
+    result
+}
+
+/// One finding per CVE a newer changelog entry names, for every installed
+/// package that is still older than that entry.
+fn debian_findings(inventory: &Inventory, updates: &Updates, os_name: &str) -> Vec<Value> {
+    let mut findings = Vec::new();
+    for package in inventory.of(Ecosystem::Debian) {
+        let Some(update) = updates.get(&package.name) else {
+            continue;
+        };
+        for (cve, fixed) in &update.fixes {
+            if !debian_older(&package.version, fixed) {
+                continue;
+            }
+            let arch = package.arch.as_deref().unwrap_or("all");
+            let purl = format!(
+                "pkg:deb/debian/{}@{}?arch={arch}&distro=debian-{os_name}",
+                package.name, package.version
+            );
+            let mut finding = finding(inventory, package, cve, fixed, &purl);
+            finding["SeveritySource"] = json!("debian");
+            finding["PrimaryURL"] =
+                json!(format!("https://security-tracker.debian.org/tracker/{cve}"));
+            finding["DataSource"] = json!({
+                "ID": "debian",
+                "Name": "Debian Security Tracker",
+                "URL": "https://salsa.debian.org/security-tracker-team/security-tracker",
+            });
+            finding["Title"] = json!(format!(
+                "{cve}: fixed in {} {fixed} ({})",
+                update.source, update.suite
+            ));
+            finding["Severity"] = json!("UNKNOWN");
+            findings.push(finding);
+        }
+    }
+    findings
+}
+
+/// Whether installed Debian version `installed` sorts before `fixed`. A
+/// version dpkg would reject counts as older, so it is reported, not hidden.
+fn debian_older(installed: &str, fixed: &str) -> bool {
+    match (
+        installed.parse::<debversion::Version>(),
+        fixed.parse::<debversion::Version>(),
+    ) {
+        (Ok(installed), Ok(fixed)) => installed < fixed,
+        _ => true,
+    }
+}
+
+/// One finding per advisory record that affects a Python or npm package.
+fn library_findings(
+    inventory: &Inventory,
+    database: &Database,
+    ecosystem: Ecosystem,
+) -> Vec<Value> {
+    let mut findings = Vec::new();
+    for package in inventory.of(ecosystem) {
+        for found in database.matching(ecosystem, &package.name, &package.version) {
+            let advisory = found.advisory;
+            let id = found.vulnerability_id();
+            let purl = match ecosystem {
+                Ecosystem::Pypi => format!(
+                    "pkg:pypi/{}@{}",
+                    inventory::normalize(ecosystem, &package.name),
+                    package.version
+                ),
+                _ => format!(
+                    "pkg:npm/{}@{}",
+                    package.name.replace('@', "%40"),
+                    package.version
+                ),
+            };
+            let mut finding = finding(inventory, package, id, &found.fixed.join(", "), &purl);
+            finding["PkgPath"] = json!(package.path);
+            if id != advisory.id {
+                finding["VendorIDs"] = json!([advisory.id]);
+            }
+
+            let (source_id, source_name, url) = match (advisory.source, ecosystem) {
+                (Source::Ghsa, Ecosystem::Npm) => (
+                    "ghsa",
+                    "GitHub Security Advisory npm",
+                    "https://github.com/advisories?query=type%3Areviewed+ecosystem%3Anpm",
+                ),
+                (Source::Ghsa, _) => (
+                    "ghsa",
+                    "GitHub Security Advisory pip",
+                    "https://github.com/advisories?query=type%3Areviewed+ecosystem%3Apip",
+                ),
+                (Source::Pypa, _) => (
+                    "pypa",
+                    "Python Packaging Advisory Database",
+                    "https://github.com/pypa/advisory-database",
+                ),
+            };
+            finding["SeveritySource"] = json!(source_id);
+            finding["DataSource"] = json!({ "ID": source_id, "Name": source_name, "URL": url });
+            finding["PrimaryURL"] = json!(match advisory.source {
+                Source::Ghsa => format!("https://github.com/advisories/{}", advisory.id),
+                Source::Pypa => format!("https://osv.dev/vulnerability/{}", advisory.id),
+            });
+            if let Some(title) = &advisory.summary {
+                finding["Title"] = json!(title);
+            }
+            if let Some(details) = &advisory.details {
+                finding["Description"] = json!(details);
+            }
+            finding["Severity"] = json!(severity(advisory));
+            findings.push(finding);
+        }
+    }
+    findings
+}
+
+/// The fields every finding has.
+fn finding(inventory: &Inventory, package: &Package, id: &str, fixed: &str, purl: &str) -> Value {
+    let layer = inventory.layers.get(package.layer);
+    json!({
+        "VulnerabilityID": id,
+        "PkgID": format!("{}@{}", package.name, package.version),
+        "PkgName": package.name,
+        "PkgIdentifier": { "PURL": purl },
+        "InstalledVersion": package.version,
+        "FixedVersion": fixed,
+        "Status": if fixed.is_empty() { "affected" } else { "fixed" },
+        "Layer": {
+            "Digest": layer.and_then(|layer| layer.digest.clone()),
+            "DiffID": layer.map(|layer| layer.diff_id.clone()),
+        },
+    })
+}
+
+/// Trivy's severity words from a GHSA record's (`MODERATE` is `MEDIUM`).
+fn severity(advisory: &advisories::Advisory) -> &'static str {
+    let stated = advisory
+        .database_specific
+        .as_ref()
+        .and_then(|d| d.severity.as_deref());
+    match stated {
+        Some("LOW") => "LOW",
+        Some("MODERATE" | "MEDIUM") => "MEDIUM",
+        Some("HIGH") => "HIGH",
+        Some("CRITICAL") => "CRITICAL",
+        _ => "UNKNOWN",
+    }
+}
+
+/// The findings of a report as (type, name, path, installed, id, fixed),
+/// for assertions.
+pub fn findings(report: &Value) -> Vec<Finding> {
+    let mut findings = Vec::new();
+    for result in report["Results"].as_array().into_iter().flatten() {
+        for vulnerability in result["Vulnerabilities"].as_array().into_iter().flatten() {
+            let field = |name: &str| vulnerability[name].as_str().unwrap_or_default().to_owned();
+            findings.push(Finding {
+                kind: result["Type"].as_str().unwrap_or_default().to_owned(),
+                name: field("PkgName"),
+                path: field("PkgPath"),
+                installed: field("InstalledVersion"),
+                id: field("VulnerabilityID"),
+                fixed: field("FixedVersion"),
+            });
+        }
+    }
+    findings
+}
+
+/// One finding of a report, flattened.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Finding {
+    /// The result's `Type` (`debian`, `python-pkg`, `node-pkg`).
+    pub kind: String,
+    /// `PkgName`.
+    pub name: String,
+    /// `PkgPath` (empty for OS packages).
+    pub path: String,
+    /// `InstalledVersion`.
+    pub installed: String,
+    /// `VulnerabilityID`.
+    pub id: String,
+    /// `FixedVersion`.
+    pub fixed: String,
+}
+
+/// How many findings each (type, package, path) has, for summaries.
+pub fn counts(report: &Value) -> BTreeMap<(String, String, String), usize> {
+    let mut counts = BTreeMap::new();
+    for finding in findings(report) {
+        *counts
+            .entry((finding.kind, finding.name, finding.path))
+            .or_default() += 1;
+    }
+    counts
+}
