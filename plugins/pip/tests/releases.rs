@@ -46,6 +46,35 @@ fn version_functions_follow_pep_440() {
     assert!(Pip::parse_version("latest").is_err());
 }
 
+#[test]
+fn report_spellings_of_a_name_have_the_key_detect_gives() {
+    let tree = Tree::new();
+    let site = "usr/local/lib/python3.11/site-packages";
+    tree.file("usr/local/bin/python3.11", "")
+        .wheel(site, "jaraco.context-5.3.0.dist-info", Some("pip"))
+        .wheel(site, "werkzeug-3.1.4.dist-info", Some("pip"));
+    let Ok(Detected::Packages(found)) =
+        Pip::detect(&tree.image(), &ImageContext::default(), &Answers::default())
+    else {
+        panic!("detect failed")
+    };
+    let keys: Vec<&str> = found.iter().map(|p| p.key.as_str()).collect();
+
+    for spelling in [
+        "jaraco.context",
+        "Jaraco-Context",
+        "jaraco_context",
+        "Werkzeug",
+        "werkzeug",
+    ] {
+        let key = Pip::package_key(spelling);
+        assert!(
+            keys.contains(&key.as_str()),
+            "{spelling} -> {key}, detected {keys:?}"
+        );
+    }
+}
+
 /// requests 2.25.1 in a bookworm venv, as `detect` reports it.
 fn requests_in_venv() -> InstalledPackage {
     let tree = Tree::new();
