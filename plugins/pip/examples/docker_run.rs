@@ -155,6 +155,39 @@ fn run_task(container: &str, staging: &Path, task: &Task) -> Result<bool, String
                     return Ok(false);
                 }
             }
+            Step::Fetch(f) => {
+                // As the host does: download, check the digest, into staging.
+                let to = staging.join(&f.file_name);
+                let out = Process::new("curl")
+                    .args(["-sSfL", "-o"])
+                    .arg(&to)
+                    .arg(&f.url)
+                    .output()
+                    .map_err(|e| format!("curl: {e}"))?;
+                if !out.status.success() {
+                    println!(
+                        "--- fetch {} failed: {}",
+                        f.url,
+                        String::from_utf8_lossy(&out.stderr)
+                    );
+                    return Ok(false);
+                }
+                let sum = Process::new("sha256sum")
+                    .arg(&to)
+                    .output()
+                    .map_err(|e| e.to_string())?;
+                let digest = String::from_utf8_lossy(&sum.stdout);
+                let digest = digest.split_whitespace().next().unwrap_or_default();
+                let ok = f.sha256.as_deref().is_none_or(|want| want == digest);
+                println!(
+                    "--- fetched {} (sha256 {digest}{})",
+                    f.file_name,
+                    if ok { "" } else { ", MISMATCH" }
+                );
+                if !ok {
+                    return Ok(false);
+                }
+            }
             other => return Err(format!("this driver cannot run {other:?}")),
         }
     }

@@ -90,8 +90,27 @@ impl Distribution {
     ///
     /// A file exists but cannot be read.
     pub fn read(image: &Image, dir: &str, format: Format) -> Result<Option<Distribution>, Error> {
+        // One listing answers which of the optional files exist: every image
+        // call resolves its path again, and in the sandbox each is a host call.
+        let files: Vec<String> = match format {
+            Format::DistInfo | Format::EggInfoDir => {
+                image.read_dir(dir)?.into_iter().map(|e| e.name).collect()
+            }
+            Format::EggInfoFile | Format::Egg | Format::VendorList => Vec::new(),
+        };
+        let has = |name: &str| files.iter().any(|f| f == name);
         let metadata_path = format.metadata_file(dir);
-        let Some(text) = image.read_optional(&metadata_path)? else {
+        let metadata_present = match format {
+            Format::DistInfo => has("METADATA"),
+            Format::EggInfoDir => has("PKG-INFO"),
+            _ => image.is_file(&metadata_path),
+        };
+        let text = if metadata_present {
+            image.read_optional(&metadata_path)?
+        } else {
+            None
+        };
+        let Some(text) = text else {
             salve_plugin_sdk::host::debug(&format!("/{metadata_path}: missing; skipped"));
             return Ok(None);
         };
@@ -111,17 +130,20 @@ impl Distribution {
             .filter_map(requirement_name)
             .collect();
 
-        let read_extra = |file: &str| image.read_optional(&format!("{dir}/{file}"));
+        let read_extra = |file: &str| -> Result<Option<String>, Error> {
+            if has(file) {
+                image.read_optional(&format!("{dir}/{file}"))
+            } else {
+                Ok(None)
+            }
+        };
         let installer = match format {
             Format::DistInfo => read_extra("INSTALLER")?.map(|s| s.trim().to_string()),
             _ => None,
         };
         let has_file_list = match format {
-            Format::DistInfo => image.is_file(&format!("{dir}/RECORD")),
-            Format::EggInfoDir => {
-                image.is_file(&format!("{dir}/installed-files.txt"))
-                    || image.is_file(&format!("{dir}/top_level.txt"))
-            }
+            Format::DistInfo => has("RECORD"),
+            Format::EggInfoDir => has("installed-files.txt") || has("top_level.txt"),
             Format::EggInfoFile | Format::Egg | Format::VendorList => false,
         };
         let editable_from = match format {

@@ -117,7 +117,8 @@ pub struct Environment {
     /// The user of a user site.
     pub user: Option<User>,
     /// The version of the pip this interpreter runs, when it has one
-    /// (filled in by `inventory`, which reads the site directories).
+    /// (filled in by `inventory`, which reads the site directories). One
+    /// without gets salve's own (see `bootstrap`).
     pub pip: Option<String>,
 }
 
@@ -132,7 +133,7 @@ impl Environment {
     /// Why pip cannot patch this environment, if it cannot.
     pub fn unsupported_reason(&self) -> Option<String> {
         let install = &self.install_dir;
-        let Some(interpreter) = &self.interpreter else {
+        if self.interpreter.is_none() {
             return Some(match self.kind {
                 Kind::Venv => format!(
                     "the virtual environment's interpreter in /{} is missing or links outside \
@@ -141,7 +142,7 @@ impl Environment {
                 ),
                 _ => format!("no Python interpreter for /{install} was found in the image"),
             });
-        };
+        }
         if let Some((3, minor)) = self.python
             && minor < 8
         {
@@ -149,11 +150,8 @@ impl Environment {
                 "Python 3.{minor} is older than 3.8, which salve's install checks need"
             ));
         }
-        let Some(pip) = &self.pip else {
-            return Some(format!(
-                "no pip in this environment, so {interpreter} -m pip cannot run"
-            ));
-        };
+        // Without a pip of its own, the environment gets salve's.
+        let pip = self.pip.as_deref().unwrap_or(crate::bootstrap::VERSION);
         if self.externally_managed && !pip_can_break_system_packages(pip) && pip_honours_marker(pip)
         {
             return Some(format!(
@@ -222,7 +220,8 @@ fn system(image: &Image, context: &ImageContext, db: &Database) -> Result<Vec<En
     // Debian shares /usr/lib/python3/dist-packages between its interpreters;
     // it belongs to the one `python3` names.
     let debian = image.is_dir(DEBIAN_DIST_PACKAGES);
-    let default_python = image.resolve("usr/bin/python3")?;
+    // An unresolvable link (see `venv_interpreter`) means "not this one".
+    let default_python = image.resolve("usr/bin/python3").ok();
 
     let mut found = Vec::new();
     for prefix in ["usr/local", "usr"] {
@@ -235,43 +234,17 @@ fn system(image: &Image, context: &ImageContext, db: &Database) -> Result<Vec<En
                 continue;
             }
 
+            let owns_shared = image.resolve(&path).ok() == default_python;
+            let layout = Layout::of(image, prefix, (major, minor), debian, owns_shared);
             let lib = format!("{prefix}/lib/python{major}.{minor}");
-            let (install_dir, site_dirs, search_path) = if prefix == "usr" && debian {
-                let local = format!("usr/local/lib/python{major}.{minor}/dist-packages");
-                let search_path = vec![
-                    local.clone(),
-                    DEBIAN_DIST_PACKAGES.into(),
-                    format!("{lib}/dist-packages"),
-                ];
-                let mut site_dirs = search_path.clone();
-                if image.resolve(&path)? != default_python {
-                    site_dirs.retain(|d| d != DEBIAN_DIST_PACKAGES);
-                }
-                (local, site_dirs, search_path)
-            } else if prefix == "usr/local" {
-                let site = format!("{lib}/site-packages");
-                (site.clone(), vec![site.clone()], vec![site])
-            } else {
-                let local = format!("usr/local/lib/python{major}.{minor}/site-packages");
-                let lib64 = format!("usr/lib64/python{major}.{minor}/site-packages");
-                let system = format!("{lib}/site-packages");
-                let install = if image.is_dir(&local) {
-                    local.clone()
-                } else {
-                    system.clone()
-                };
-                let dirs = vec![local, lib64, system];
-                (install, dirs.clone(), dirs)
-            };
-
             found.push(Environment {
                 kind: Kind::System,
                 interpreter: Some(format!("/{path}")),
                 python: Some((major, minor)),
                 python_full: full_version(context, db, prefix, (major, minor)),
-                install_dir,
-                site_dirs,
-                search_path,
+                install_dir: layout.install_dir,
+                site_dirs: layout.site_dirs,
+                search_path: layout.search_path,
                 externally_managed: image.is_file(&format!("{lib}/EXTERNALLY-MANAGED")),
                 user: None,
                 pip: None,
@@ -279,6 +252,73 @@ fn system(image: &Image, context: &ImageContext, db: &Database) -> Result<Vec<En
         }
     }
     Ok(found)
+}
+
+/// Where a system interpreter's packages live.
+struct Layout {
+    /// Where `pip install` writes as root.
+    install_dir: String,
+    /// The site directories whose packages are reported with it.
+    site_dirs: Vec<String>,
+    /// Every site directory it sees, in `sys.path` order.
+    search_path: Vec<String>,
+}
+
+impl Layout {
+    /// The layout of `python3.X` under `prefix` (`usr` or `usr/local`).
+    /// `debian`: the image has Debian's shared dist-packages, which belongs
+    /// to the interpreter `python3` names (`owns_shared`).
+    fn of(
+        image: &Image,
+        prefix: &str,
+        (major, minor): (u64, u64),
+        debian: bool,
+        owns_shared: bool,
+    ) -> Layout {
+        let lib = format!("{prefix}/lib/python{major}.{minor}");
+        if prefix == "usr" && debian {
+            let local = format!("usr/local/lib/python{major}.{minor}/dist-packages");
+            let search_path = vec![
+                local.clone(),
+                DEBIAN_DIST_PACKAGES.into(),
+                format!("{lib}/dist-packages"),
+            ];
+            let mut site_dirs = search_path.clone();
+            if !owns_shared {
+                site_dirs.retain(|d| d != DEBIAN_DIST_PACKAGES);
+            }
+            return Layout {
+                install_dir: local,
+                site_dirs,
+                search_path,
+            };
+        }
+        if prefix == "usr/local" {
+            let site = format!("{lib}/site-packages");
+            return Layout {
+                install_dir: site.clone(),
+                site_dirs: vec![site.clone()],
+                search_path: vec![site],
+            };
+        }
+
+        // Fedora's pip writes to /usr/local when that directory exists;
+        // Alpine's and others' to the interpreter's own site-packages.
+        let local = format!("usr/local/lib/python{major}.{minor}/site-packages");
+        let lib64 = format!("usr/lib64/python{major}.{minor}/site-packages");
+        let system = format!("{lib}/site-packages");
+        let install_dir = if image.is_dir(&local) {
+            local.clone()
+        } else {
+            system.clone()
+        };
+        let dirs = vec![local, lib64, system];
+        Layout {
+            install_dir,
+            site_dirs: dirs.clone(),
+            search_path: dirs,
+        }
+    }
 }
 
 /// The full version of a system interpreter: the official images' own
@@ -337,16 +377,7 @@ fn venvs(image: &Image, systems: &[Environment]) -> Result<Vec<Environment>, Err
                 (v.starts_with(&format!("{major}.{minor}.")) && release.len() == 3)
                     .then(|| release.join("."))
             });
-            let candidates = [
-                "python",
-                "python3",
-                &format!("python{}.{}", python.0, python.1),
-            ]
-            .map(|name| format!("{root}/bin/{name}"));
-            let interpreter = candidates
-                .iter()
-                .find(|p| image.is_file(p))
-                .map(|p| format!("/{p}"));
+            let interpreter = venv_interpreter(image, &root, python, &fields);
 
             let mut search_path = vec![site.clone()];
             if include_system {
@@ -370,6 +401,53 @@ fn venvs(image: &Image, systems: &[Environment]) -> Result<Vec<Environment>, Err
         }
     }
     Ok(found)
+}
+
+/// The interpreter of a venv: its `bin/python` (or `python3`, `python3.X`).
+///
+/// That is a link to the base interpreter, and usually an absolute one
+/// (`/usr/bin/python3`), which the WASI sandbox refuses to read: inside the
+/// plugin an absolute link cannot be followed. So a link counts when it
+/// resolves to a file, or when the base interpreter `pyvenv.cfg` names
+/// (`executable`, `base-executable`, or `home` and the usual names) is in
+/// the image.
+fn venv_interpreter(
+    image: &Image,
+    root: &str,
+    (major, minor): (u64, u64),
+    cfg: &metadata::Fields,
+) -> Option<String> {
+    let names = [
+        "python".to_string(),
+        format!("python{major}"),
+        format!("python{major}.{minor}"),
+    ];
+    let home = cfg.get("home").unwrap_or_default().trim_end_matches('/');
+    let mut bases: Vec<String> = ["executable", "base-executable"]
+        .iter()
+        .filter_map(|key| cfg.get(key).map(str::to_string))
+        .collect();
+    if !home.is_empty() {
+        bases.extend(names.iter().rev().map(|name| format!("{home}/{name}")));
+    }
+    let base_present = || bases.iter().any(|b| image.is_file(b));
+
+    names
+        .iter()
+        .map(|name| format!("{root}/bin/{name}"))
+        .find_map(|path| {
+            let usable = image.is_file(&path) || (image.is_symlink(&path) && base_present());
+            usable.then(|| format!("/{path}"))
+        })
+}
+
+/// The entries of a directory, or none when it cannot be listed (a link
+/// the sandbox cannot follow); the reason is logged.
+fn listing(image: &Image, path: &str) -> Vec<salve_plugin_sdk::image::Entry> {
+    image.read_dir(path).unwrap_or_else(|e| {
+        salve_plugin_sdk::host::debug(&format!("/{path} not searched: {e}"));
+        Vec::new()
+    })
 }
 
 /// The system environment of a Python version, preferring the one whose
@@ -417,7 +495,7 @@ fn user_sites(image: &Image, systems: &[Environment]) -> Result<Vec<Environment>
         .map(|u| u.home.trim_matches('/').to_string())
         .collect();
     homes.push("root".into());
-    homes.extend(image.read_dir("home")?.into_iter().map(|e| e.path));
+    homes.extend(listing(image, "home").into_iter().map(|e| e.path));
     homes.sort();
     homes.dedup();
 

@@ -15,7 +15,8 @@ with the environment's own interpreter, before and after the install:
   pip-check  `pip check` shows no problem that was not there before
 
 It needs Python 3.8 (importlib.metadata) and the packaging library, which
-every pip carries as pip._vendor.packaging. Exit status 0 means fine, 1 a
+every pip carries as pip._vendor.packaging. With SALVE_PIP set it uses the pip
+wheel salve fetched instead of the environment's own. Exit status 0 means fine, 1 a
 refused or failed check (stderr says why), 2 a usage error.
 """
 
@@ -28,12 +29,22 @@ import shutil
 import subprocess
 import sys
 
+# An environment without pip runs the wheel salve fetched (SALVE_PIP names
+# its `pip` entry); packaging is imported from it, then it leaves sys.path so
+# that it is not mistaken for an installed distribution.
+PIP_WHEEL_ENTRY = os.environ.get("SALVE_PIP")
+PIP_WHEEL = os.path.dirname(PIP_WHEEL_ENTRY) if PIP_WHEEL_ENTRY else None
+if PIP_WHEEL:
+    sys.path.insert(0, PIP_WHEEL)
 try:
     from pip._vendor.packaging.requirements import InvalidRequirement, Requirement
     from pip._vendor.packaging.version import InvalidVersion, Version
 except ImportError:  # a pip that does not vendor packaging
     from packaging.requirements import InvalidRequirement, Requirement
     from packaging.version import InvalidVersion, Version
+if PIP_WHEEL:
+    sys.path.remove(PIP_WHEEL)
+PIP = [sys.executable, PIP_WHEEL_ENTRY] if PIP_WHEEL_ENTRY else [sys.executable, "-m", "pip"]
 
 IMPORT_TIMEOUT = 120
 PIP_CHECK_TIMEOUT = 600
@@ -70,7 +81,7 @@ def pip_check_problems():
     """`pip check` problems, keyed so a version change alone is not new."""
     env = dict(os.environ, PIP_DISABLE_PIP_VERSION_CHECK="1")
     result = subprocess.run(
-        [sys.executable, "-m", "pip", "check"],
+        PIP + ["check"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         universal_newlines=True,

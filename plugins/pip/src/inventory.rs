@@ -41,7 +41,7 @@ const VENDOR_DIRS: &[&str] = &[
 
 /// One installed copy of a distribution, with what salve may do to it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Copy {
+pub struct PackageCopy {
     /// The distribution.
     pub distribution: Distribution,
     /// Index of its environment in [`Inventory::environments`].
@@ -59,7 +59,7 @@ pub struct Inventory {
     /// The environments.
     pub environments: Vec<Environment>,
     /// Every copy found, environment by environment.
-    pub copies: Vec<Copy>,
+    pub copies: Vec<PackageCopy>,
     /// The image's C library.
     pub libc: Libc,
     /// The wheel machine name of the image's architecture.
@@ -86,13 +86,19 @@ pub fn scan(image: &Image, context: &ImageContext) -> Result<Inventory, Error> {
         }
     }
 
+    // A directory two interpreters claim is reported once, with the first.
     let mut copies = Vec::new();
+    let mut reported: Vec<&str> = Vec::new();
     for (index, env) in environments.iter().enumerate() {
         for dir in &env.site_dirs {
+            if reported.contains(&dir.as_str()) {
+                continue;
+            }
+            reported.push(dir);
             let top_level = sites.read(image, dir)?.to_vec();
             for dist in &top_level {
                 let owner = db.owner(&dist.dir);
-                copies.push(Copy {
+                copies.push(PackageCopy {
                     origin: origin(dist, env, owner),
                     installer: installer(dist, owner),
                     distribution: dist.clone(),
@@ -106,7 +112,7 @@ pub fn scan(image: &Image, context: &ImageContext) -> Result<Inventory, Error> {
                     (None, Ok(parent)) => Origin::Vendored(parent),
                     (None, Err(reason)) => Origin::Unsupported(reason),
                 };
-                copies.push(Copy {
+                copies.push(PackageCopy {
                     origin,
                     installer: installer(&dist, owner),
                     distribution: dist,
@@ -136,9 +142,10 @@ impl Inventory {
     /// `releases` and `plan` read back: `interpreter`, `python-version`
     /// (`3.11`), `python-full-version` (`3.11.2`, when known),
     /// `externally-managed`, `installer`, `environment` (`system`, `venv`,
-    /// `user`), `pip-version`, `machine` (`x86_64`), `libc` (`glibc 2.36`),
-    /// and `user` for user sites.
-    pub fn package(&self, copy: &Copy) -> InstalledPackage {
+    /// `user`), `pip-version` (or `pip-bootstrap`, the version of the pip
+    /// salve brings to an environment without one), `machine` (`x86_64`),
+    /// `libc` (`glibc 2.36`), and `user` for user sites.
+    pub fn package(&self, copy: &PackageCopy) -> InstalledPackage {
         let env = &self.environments[copy.environment];
         let dist = &copy.distribution;
         let mut attributes = vec![
@@ -161,6 +168,11 @@ impl Inventory {
         optional("installer", Some(copy.installer.clone()));
         optional("environment", Some(env.kind.as_str().to_string()));
         optional("pip-version", env.pip.clone());
+        let bootstrapped = env.pip.is_none() && env.interpreter.is_some();
+        optional(
+            "pip-bootstrap",
+            bootstrapped.then(|| crate::bootstrap::VERSION.to_string()),
+        );
         optional("machine", self.machine.clone());
         optional("libc", Some(self.libc.to_attribute()));
         optional("user", env.user.as_ref().map(|u| u.name.clone()));
@@ -262,23 +274,26 @@ fn origin(dist: &Distribution, env: &Environment, owner: Option<&Owner>) -> Orig
     Origin::Managed
 }
 
-/// Distributions vendored inside the packages of a site directory, each
-/// with its parent (or why none was found).
+/// A vendored copy and the distribution it lives in (or why none was
+/// found).
+type VendoredCopy = (Distribution, Result<VendoredIn, String>);
+
+/// Distributions vendored inside the packages of a site directory.
 fn vendored(
     image: &Image,
     site: &str,
     top_level: &[Distribution],
-) -> Result<Vec<(Distribution, Result<VendoredIn, String>)>, Error> {
+) -> Result<Vec<VendoredCopy>, Error> {
     let mut found = Vec::new();
     for entry in image.read_dir(site)? {
         if entry.kind != EntryKind::Dir || Format::of(&entry.name, true).is_some() {
             continue;
         }
+        // One listing of the package instead of a probe per vendor name.
         let mut inside = Vec::new();
-        for vendor_dir in VENDOR_DIRS {
-            let dir = format!("{}/{vendor_dir}", entry.path);
-            if image.is_dir(&dir) {
-                inside.extend(distribution::read_all(image, &dir)?);
+        for child in image.read_dir(&entry.path)? {
+            if child.kind == EntryKind::Dir && VENDOR_DIRS.contains(&child.name.as_str()) {
+                inside.extend(distribution::read_all(image, &child.path)?);
             }
         }
         // pip vendors without metadata and lists the copies instead.

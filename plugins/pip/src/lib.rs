@@ -11,8 +11,9 @@
 //! The pipeline stages are modules: [`inventory`] (detect: [`environment`],
 //! [`distribution`], [`ospackages`]), [`releases`] ([`index`],
 //! [`filename`], [`platform`]), and [`plan`] (with `guard.py`, the script
-//! that runs beside pip in the image). [`version`] and [`name`] hold PEP 440
-//! and PEP 503/508.
+//! that runs beside pip in the image, and [`bootstrap`], the pip brought to
+//! environments without one). [`version`] and [`name`] hold PEP 440 and
+//! PEP 503/508.
 //!
 //! The `scope` of every package is its environment's install directory: the
 //! site directory `pip install` writes to for that interpreter and user
@@ -23,6 +24,7 @@ use std::cmp::Ordering;
 
 use salve_plugin_sdk::prelude::*;
 
+pub mod bootstrap;
 pub mod distribution;
 pub mod environment;
 pub mod filename;

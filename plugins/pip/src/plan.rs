@@ -21,6 +21,10 @@
 //!    package, or install over a copy the OS package manager owns;
 //! 4. `PY -m pip install --no-cache-dir ... name==version`.
 //!
+//! An environment without pip first fetches salve's pinned pip wheel into
+//! staging (see [`crate::bootstrap`]) and runs `PY <wheel>/pip` instead of
+//! `PY -m pip`.
+//!
 //! Then the checks: exactly one copy of the package is left in the
 //! environment's install directory and it is the target version; the
 //! modules that imported before still import; `pip check` shows nothing new.
@@ -39,8 +43,8 @@ use salve_plugin_sdk::{
 };
 
 use crate::environment::{self, Environment, Kind};
-use crate::inventory::{self, Copy, Inventory};
-use crate::{DEFAULT_SOURCES, name, version};
+use crate::inventory::{self, Inventory, PackageCopy};
+use crate::{DEFAULT_SOURCES, bootstrap, name, version};
 
 /// The guard script run around every install.
 const GUARD: &str = include_str!("guard.py");
@@ -54,7 +58,7 @@ struct Planned<'a> {
     /// The target, in canonical PEP 440 spelling.
     target: String,
     /// The copy in the image.
-    copy: &'a Copy,
+    copy: &'a PackageCopy,
 }
 
 /// Plans the updates.
@@ -189,7 +193,7 @@ fn protected_copies(inventory: &Inventory, env: &Environment) -> Vec<String> {
     if env.kind == Kind::Venv {
         return Vec::new();
     }
-    let mut active: Vec<&Copy> = Vec::new();
+    let mut active: Vec<&PackageCopy> = Vec::new();
     for dir in &env.search_path {
         for copy in inventory
             .copies
@@ -250,140 +254,178 @@ struct Install<'a> {
     serial: usize,
 }
 
+/// The files of one task in the staging directory.
+struct Files {
+    /// The guard script.
+    guard: String,
+    /// The task's directory.
+    work: String,
+    /// What `snapshot` recorded.
+    state: String,
+    /// pip's `--report` of the dry run.
+    report: String,
+}
+
 impl Install<'_> {
     fn build(&self, p: &Planned<'_>) -> Result<Task, Error> {
-        let env = self.env;
-        let python = env.interpreter.clone().ok_or_else(|| {
-            Error::InvalidInput(format!("/{} has no interpreter", env.install_dir))
+        let python = self.env.interpreter.clone().ok_or_else(|| {
+            Error::InvalidInput(format!("/{} has no interpreter", self.env.install_dir))
         })?;
-        let pip = env.pip.as_deref().unwrap_or_default();
         let staging = self.context.staging_dir.trim_end_matches('/');
-        let guard = format!("{staging}/salve-pip-guard.py");
         let work = format!("{staging}/pip-task-{}", self.serial);
-        let state = format!("{work}/before.json");
-        let report = format!("{work}/report.json");
+        let files = Files {
+            guard: format!("{staging}/salve-pip-guard.py"),
+            state: format!("{work}/before.json"),
+            report: format!("{work}/report.json"),
+            work,
+        };
         let spec = format!("{}=={}", p.name, p.target);
-        let site = format!("/{}", env.install_dir);
+        Ok(Task {
+            description: format!("pip install {spec} in /{}", self.env.install_dir),
+            updates: vec![p.index as u32],
+            steps: self.steps(p, &python, &files, &spec),
+            checks: self.checks(p, &python, &files),
+        })
+    }
 
+    fn steps(&self, p: &Planned<'_>, python: &str, files: &Files, spec: &str) -> Vec<Step> {
         let mut steps = vec![Step::WriteFile(FileWrite {
-            path: guard.clone(),
+            path: files.guard.clone(),
             contents: GUARD.as_bytes().to_vec(),
             mode: 0o644,
         })];
+        if self.env.pip.is_none() {
+            steps.push(Step::Fetch(bootstrap::fetch()));
+        }
 
         // The task's files, writable by the user pip runs as.
-        let mut workdir = vec![
-            python.clone(),
-            guard.clone(),
-            "workdir".into(),
-            "--path".into(),
-        ];
-        workdir.push(work.clone());
-        if let Some(user) = &env.user {
-            workdir.extend(["--owner".to_string(), user.name.clone()]);
+        let mut workdir = vec!["workdir", "--path", &files.work];
+        if let Some(user) = &self.env.user {
+            workdir.extend(["--owner", &user.name]);
         }
-        let mut as_root = self.command(workdir);
+        let mut as_root = self.guard(python, files, &workdir);
         as_root.user = None;
         steps.push(Step::Run(as_root));
 
-        let mut snapshot = vec![python.clone(), guard.clone(), "snapshot".into()];
-        snapshot.extend(["--state".to_string(), state.clone()]);
+        let mut snapshot = vec!["snapshot", "--state", &files.state];
         for module in &self.modules {
-            snapshot.extend(["--module".to_string(), module.clone()]);
+            snapshot.extend(["--module", module]);
         }
-        steps.push(Step::Run(self.command(snapshot)));
+        steps.push(Step::Run(self.guard(python, files, &snapshot)));
 
-        if environment::pip_can_report(pip) {
-            let mut dry_run = self.pip_install(&python, pip);
-            dry_run.extend(["--dry-run", "--quiet", "--report", &report, &spec].map(String::from));
-            steps.push(Step::Run(self.command(dry_run)));
-            let mut review = vec![python.clone(), guard.clone(), "review".into()];
-            review.extend(
-                [
-                    "--report",
-                    &report,
-                    "--name",
-                    p.name,
-                    "--version",
-                    &p.target,
-                ]
-                .map(String::from),
+        // Learn what the install would change, and refuse harm before it.
+        if environment::pip_can_report(self.pip_version()) {
+            let mut dry_run = self.pip_install(python);
+            dry_run.extend(
+                ["--dry-run", "--quiet", "--report", &files.report, spec].map(String::from),
             );
+            steps.push(Step::Run(self.command(dry_run)));
+            let mut review = vec![
+                "review",
+                "--report",
+                &files.report,
+                "--name",
+                p.name,
+                "--version",
+                &p.target,
+            ];
             for protected in self.protected {
-                review.extend(["--protect".to_string(), protected.clone()]);
+                review.extend(["--protect", protected]);
             }
-            steps.push(Step::Run(self.command(review)));
+            steps.push(Step::Run(self.guard(python, files, &review)));
         }
 
-        let mut install = self.pip_install(&python, pip);
-        install.push(spec.clone());
+        let mut install = self.pip_install(python);
+        install.push(spec.to_string());
         steps.push(Step::Run(self.command(install)));
+        steps
+    }
 
-        let guard_run = |args: &[&str]| {
-            let mut argv = vec![python.clone(), guard.clone()];
-            argv.extend(args.iter().map(|a| a.to_string()));
-            self.command(argv)
+    fn checks(&self, p: &Planned<'_>, python: &str, files: &Files) -> Vec<Check> {
+        let site = format!("/{}", self.env.install_dir);
+        let modules = if self.modules.is_empty() {
+            "none found".to_string()
+        } else {
+            self.modules.join(", ")
         };
-        let checks = vec![
+        vec![
             Check {
                 description: format!(
                     "{} is {} in {site}, with no other copy beside it",
                     p.name, p.target
                 ),
-                command: guard_run(&["installed", "--site", &site, "--name", p.name]),
+                command: self.guard(
+                    python,
+                    files,
+                    &["installed", "--site", &site, "--name", p.name],
+                ),
                 exit_code: 0,
                 stdout: OutputMatch::Equals(p.target.clone()),
             },
             Check {
                 description: format!(
-                    "the modules of {} that imported before still import ({})",
-                    p.name,
-                    if self.modules.is_empty() {
-                        "none found".into()
-                    } else {
-                        self.modules.join(", ")
-                    }
+                    "the modules of {} that imported before still import ({modules})",
+                    p.name
                 ),
-                command: guard_run(&["imports", "--state", &state]),
+                command: self.guard(python, files, &["imports", "--state", &files.state]),
                 exit_code: 0,
                 stdout: OutputMatch::Any,
             },
             Check {
                 description: format!("pip check shows no new problem in {site}"),
-                command: guard_run(&["pip-check", "--state", &state]),
+                command: self.guard(python, files, &["pip-check", "--state", &files.state]),
                 exit_code: 0,
                 stdout: OutputMatch::Any,
             },
-        ];
-
-        Ok(Task {
-            description: format!("pip install {spec} in {site}"),
-            updates: vec![p.index as u32],
-            steps,
-            checks,
-        })
+        ]
     }
 
-    /// `PY -m pip install` and the options every install of this
-    /// environment takes.
-    fn pip_install(&self, python: &str, pip: &str) -> Vec<String> {
-        let mut argv: Vec<String> = [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--no-cache-dir",
-            "--disable-pip-version-check",
-            "--no-input",
-            "--upgrade-strategy",
-            "only-if-needed",
-        ]
-        .map(String::from)
-        .to_vec();
+    /// `PY guard.py ARGS...`.
+    fn guard(&self, python: &str, files: &Files, args: &[&str]) -> Command {
+        let mut argv = vec![python.to_string(), files.guard.clone()];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        self.command(argv)
+    }
+
+    /// The version of the pip that runs: the environment's own, or the one
+    /// salve brings.
+    fn pip_version(&self) -> &str {
+        self.env.pip.as_deref().unwrap_or(bootstrap::VERSION)
+    }
+
+    /// The fetched pip wheel, for an environment without pip.
+    fn bootstrap_pip(&self) -> Option<String> {
+        self.env
+            .pip
+            .is_none()
+            .then(|| bootstrap::entry_point(&self.context.staging_dir))
+    }
+
+    /// `PY -m pip install` (or `PY <wheel>/pip install`) and the options
+    /// every install of this environment takes.
+    fn pip_install(&self, python: &str) -> Vec<String> {
+        let mut argv = vec![python.to_string()];
+        match self.bootstrap_pip() {
+            Some(wheel) => argv.push(wheel),
+            None => argv.extend(["-m".to_string(), "pip".to_string()]),
+        }
+        argv.extend(
+            [
+                "install",
+                "--no-cache-dir",
+                "--disable-pip-version-check",
+                "--no-input",
+                "--upgrade-strategy",
+                "only-if-needed",
+            ]
+            .map(String::from),
+        );
         if self.env.kind == Kind::User {
             argv.push("--user".into());
         }
-        if self.env.externally_managed && environment::pip_can_break_system_packages(pip) {
+        if self.env.externally_managed
+            && environment::pip_can_break_system_packages(self.pip_version())
+        {
             argv.push("--break-system-packages".into());
         }
         argv.extend(index_options(&self.context.sources));
@@ -402,8 +444,13 @@ impl Install<'_> {
             .env("PYTHONDONTWRITEBYTECODE", "1")
             .env("PIP_ROOT_USER_ACTION", "ignore");
         if let Some(user) = &self.env.user {
-            command = command.env("HOME", user.home.clone());
-            command.user = Some(user.name.clone());
+            command = command
+                .env("HOME", user.home.clone())
+                .user(user.name.clone());
+        }
+        // The guard runs `pip check` with the same pip.
+        if let Some(wheel) = self.bootstrap_pip() {
+            command = command.env("SALVE_PIP", wheel);
         }
         command
     }

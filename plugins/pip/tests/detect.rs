@@ -154,6 +154,30 @@ fn a_venv_whose_interpreter_links_outside_the_image_is_not_patchable() {
     assert_eq!(flask.attribute("python-full-version"), Some("3.12.4"));
 }
 
+/// Inside the WASI sandbox an absolute link cannot be read at all, so a
+/// venv's `bin/python -> /usr/bin/python3` looks like a link to nowhere;
+/// the base interpreter `pyvenv.cfg` names is what shows the venv works.
+/// Natively, a link to a path that is not in the image stands in for that.
+#[test]
+fn a_venv_link_that_cannot_be_followed_counts_when_its_base_is_present() {
+    let tree = Tree::new();
+    let site = "srv/env/lib/python3.11/site-packages";
+    tree.bookworm()
+        .file(
+            "srv/env/pyvenv.cfg",
+            "home = /usr/bin\nversion = 3.11.2\nexecutable = /usr/bin/python3.11\n",
+        )
+        .symlink("srv/env/bin/python", "/unreadable/python3")
+        .dist(site, "pip", "23.0.1")
+        .dist(site, "flask", "2.0.0");
+
+    let found = detect(&tree, &amd64());
+
+    let flask = find(&found, &format!("{site}/flask-2.0.0.dist-info/METADATA"));
+    assert_eq!(flask.origin, Origin::Managed);
+    assert_eq!(flask.attribute("interpreter"), Some("/srv/env/bin/python"));
+}
+
 #[test]
 fn vendored_copies_name_their_parent() {
     let tree = Tree::new();
@@ -344,7 +368,7 @@ fn copies_pip_cannot_replace_say_why() {
 }
 
 #[test]
-fn environments_without_pip_or_interpreter_are_reported_unpatchable() {
+fn environments_without_pip_get_salves_and_orphan_sites_are_unpatchable() {
     let tree = Tree::new();
     tree.file("usr/local/bin/python3.12", "")
         .dist("usr/local/lib/python3.12/site-packages", "attrs", "23.1.0")
@@ -356,12 +380,10 @@ fn environments_without_pip_or_interpreter_are_reported_unpatchable() {
         &found,
         "usr/local/lib/python3.12/site-packages/attrs-23.1.0.dist-info/METADATA",
     );
-    assert_eq!(
-        attrs.origin,
-        Origin::Unsupported(
-            "no pip in this environment, so /usr/local/bin/python3.12 -m pip cannot run".into()
-        )
-    );
+    assert_eq!(attrs.origin, Origin::Managed);
+    assert_eq!(attrs.attribute("pip-version"), None);
+    assert_eq!(attrs.attribute("pip-bootstrap"), Some("25.0.1"));
+
     let leftover = find(
         &found,
         "usr/lib/python3.9/site-packages/leftover-1.0.dist-info/METADATA",
@@ -374,6 +396,57 @@ fn environments_without_pip_or_interpreter_are_reported_unpatchable() {
         )
     );
     assert_eq!(leftover.attribute("interpreter"), Some(""));
+    assert_eq!(leftover.attribute("pip-bootstrap"), None);
+}
+
+#[test]
+fn a_pip_that_honours_the_marker_but_cannot_override_it_is_unpatchable() {
+    let tree = Tree::new();
+    tree.bookworm().wheel(
+        "usr/local/lib/python3.11/dist-packages",
+        "requests-2.25.1.dist-info",
+        Some("pip"),
+    );
+    // pip 23.0 reads EXTERNALLY-MANAGED; --break-system-packages came in 23.0.1.
+    std::fs::write(
+        tree.path("usr/lib/python3/dist-packages/pip-23.0.1.dist-info/METADATA"),
+        "Metadata-Version: 2.1\nName: pip\nVersion: 23.0\n",
+    )
+    .unwrap();
+
+    let found = detect(&tree, &amd64());
+
+    let requests = find(
+        &found,
+        "usr/local/lib/python3.11/dist-packages/requests-2.25.1.dist-info/METADATA",
+    );
+    let Origin::Unsupported(why) = &requests.origin else {
+        panic!("{:?}", requests.origin)
+    };
+    assert!(
+        why.starts_with("pip 23.0 refuses to install into this externally managed"),
+        "{why}"
+    );
+}
+
+#[test]
+fn a_site_directory_two_interpreters_share_is_reported_once() {
+    let tree = Tree::new();
+    let site = "usr/local/lib/python3.11/site-packages";
+    // Fedora's python3.11 and a source-built one both look there.
+    tree.file("usr/bin/python3.11", "")
+        .file("usr/local/bin/python3.11", "")
+        .dist(site, "pip", "24.0")
+        .dist(site, "attrs", "23.1.0");
+
+    let found = detect(&tree, &amd64());
+
+    let attrs: Vec<&InstalledPackage> = found.iter().filter(|p| p.key == "attrs").collect();
+    assert_eq!(attrs.len(), 1);
+    assert_eq!(
+        attrs[0].attribute("interpreter"),
+        Some("/usr/local/bin/python3.11")
+    );
 }
 
 #[test]

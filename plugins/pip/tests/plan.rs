@@ -413,6 +413,60 @@ fn user_sites_install_with_user_as_that_user() {
 }
 
 #[test]
+fn environments_without_pip_fetch_and_run_salves_pip_wheel() {
+    let tree = Tree::new();
+    let site = "app/.venv/lib/python3.12/site-packages";
+    tree.file("usr/local/bin/python3.12", "")
+        .file(
+            "app/.venv/pyvenv.cfg",
+            "home = /usr/local/bin\nversion_info = 3.12.4\n",
+        )
+        .symlink("app/.venv/bin/python", "/usr/local/bin/python3.12")
+        .dist(site, "flask", "2.0.0");
+    let found = packages(&tree);
+    let updates = [update(
+        &found,
+        &format!("{site}/flask-2.0.0.dist-info/METADATA"),
+        "2.2.5",
+    )];
+
+    let tasks = plan(&tree, &updates, &context()).unwrap();
+
+    let Step::Fetch(fetch) = &tasks[0].steps[1] else {
+        panic!("{:?}", tasks[0].steps[1])
+    };
+    assert_eq!(fetch.file_name, "pip-25.0.1-py3-none-any.whl");
+    assert!(
+        fetch
+            .url
+            .starts_with("https://files.pythonhosted.org/packages/")
+    );
+    assert_eq!(fetch.sha256.as_deref().map(str::len), Some(64));
+
+    let wheel_pip = "/.salve/staging/pip-25.0.1-py3-none-any.whl/pip";
+    let runs = runs(&tasks[0]);
+    let install = argv(runs.last().unwrap());
+    assert_eq!(
+        install[..3],
+        ["/app/.venv/bin/python", wheel_pip, "install"]
+    );
+    // pip 25.0.1 has --dry-run --report, so the review runs.
+    assert!(argv(runs[2]).contains(&"--dry-run"));
+    for command in runs
+        .iter()
+        .copied()
+        .chain(tasks[0].checks.iter().map(|c| &c.command))
+    {
+        assert!(
+            command
+                .env
+                .contains(&("SALVE_PIP".into(), wheel_pip.into())),
+            "{command:?}"
+        );
+    }
+}
+
+#[test]
 fn old_pips_skip_the_dry_run_review() {
     let tree = Tree::new();
     let site = "usr/local/lib/python3.9/site-packages";

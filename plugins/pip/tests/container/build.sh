@@ -11,7 +11,9 @@
 #   - a venv in /opt/venv made by python3 -m venv, with requests 2.25.1,
 #     urllib3 1.26.5 and flask 2.0.0;
 #   - a user `app` with `pip install --user` of rich 13.0.0 in
-#     /home/app/.local/lib/python3.11/site-packages.
+#     /home/app/.local/lib/python3.11/site-packages;
+#   - a venv without pip in /opt/nopip (python3 -m venv --without-pip), with
+#     requests 2.25.1 installed into it by the system pip (--python).
 #
 # Usage: build.sh OUTDIR   (writes OUTDIR/rootfs; tags salve-pip-test:1)
 set -eu
@@ -25,6 +27,8 @@ docker run --name "$name" --network host -v "$CA:/ca.pem:ro" "$BASE" sh -ec '
     python3 -m pip install --break-system-packages -q requests==2.25.1
     python3 -m venv /opt/venv
     /opt/venv/bin/python -m pip install -q requests==2.25.1 urllib3==1.26.5 flask==2.0.0
+    python3 -m venv --without-pip /opt/nopip
+    python3 -m pip --python /opt/nopip/bin/python install -q requests==2.25.1
     useradd --create-home app
     su app -c "PIP_CERT=/ca.pem python3 -m pip install -q --no-cache-dir --user --break-system-packages rich==13.0.0"
 '
