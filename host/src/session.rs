@@ -8,6 +8,8 @@
 
 use std::path::{Path, PathBuf};
 
+use chrono::{DateTime, Utc};
+
 use crate::exec::native::Workspace;
 use crate::exec::{self, ImageEnv, Setup, Upper};
 use crate::image::{self, Destination, Image, Patch, Platform, Reference, Written};
@@ -105,10 +107,39 @@ impl Session {
     }
 
     /// The defaults for the image's steps: its `Env` and `WorkingDir`, the
-    /// host's network, CA bundle, resolver config and proxy variables.
+    /// host's network, CA bundle, resolver config and proxy variables, and
+    /// `SOURCE_DATE_EPOCH` (see [`Session::epoch`]) so that installers that
+    /// honour it (pip's bytecode compilation) write the same bytes each time.
     pub fn setup(&self) -> Setup {
         let config = self.image.config();
-        Setup::from_host(ImageEnv::new(config.env(), config.working_dir()))
+        let mut setup = Setup::from_host(ImageEnv::new(config.env(), config.working_dir()));
+        setup.env.push((
+            "SOURCE_DATE_EPOCH".into(),
+            self.epoch().timestamp().to_string(),
+        ));
+        setup
+    }
+
+    /// The time a patch records: `SOURCE_DATE_EPOCH` when set, else the
+    /// original image's own `created` time, else the Unix epoch. It is the
+    /// new config's `created`, the ceiling of the new layer's mtimes and the
+    /// steps' `SOURCE_DATE_EPOCH`, so the same image patched the same way
+    /// gives the same digest.
+    pub fn epoch(&self) -> DateTime<Utc> {
+        let from_env = std::env::var("SOURCE_DATE_EPOCH")
+            .ok()
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .and_then(|secs| DateTime::from_timestamp(secs, 0));
+        let from_image = || {
+            self.image
+                .config()
+                .raw()
+                .get("created")
+                .and_then(|v| v.as_str())
+                .and_then(|s| DateTime::parse_from_rfc3339(s).ok())
+                .map(|t| t.with_timezone(&Utc))
+        };
+        from_env.or_else(from_image).unwrap_or(DateTime::UNIX_EPOCH)
     }
 
     /// What plugins are told about the image.
@@ -159,7 +190,8 @@ impl Session {
             path: self.scratch.clone(),
             source,
         })?;
-        let new_layer = layer::write(upper.path(), compression, blobs.path())?;
+        let ceiling = u64::try_from(self.epoch().timestamp()).ok();
+        let new_layer = layer::write(upper.path(), compression, ceiling, blobs.path())?;
         self.blobs.push(blobs);
         Ok((new_layer.entries > 0).then_some(new_layer))
     }

@@ -100,8 +100,17 @@ fn choose<'a>(finding: &Finding, copies: &[&'a InstalledPackage]) -> Vec<&'a Ins
         if under.is_empty() {
             continue;
         }
-        // Several copies under it (nested node_modules): the ones at the
-        // reported version, if that narrows it down.
+        // Copies as deep as the reported one are its siblings (another
+        // version's dist-info beside it); deeper ones are vendored or
+        // nested copies of something else. Then, of several, the ones at
+        // the reported version.
+        let depth = |p: &str| p.trim_matches('/').split('/').count();
+        let level: Vec<_> = under
+            .iter()
+            .copied()
+            .filter(|c| depth(&c.path) == depth(path))
+            .collect();
+        let under = if level.is_empty() { under } else { level };
         let same: Vec<_> = under
             .iter()
             .copied()
@@ -157,5 +166,120 @@ fn add_unmatched(unmatched: &mut Vec<Unmatched>, finding: &Finding) {
             path: finding.path.clone(),
             findings: vec![finding.clone()],
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugin::{Origin, VendoredIn};
+    use crate::report::{Class, FixState, Severity};
+
+    fn finding(package: &str, installed: &str, path: Option<&str>, id: &str) -> Finding {
+        Finding {
+            vulnerability: id.into(),
+            package: package.into(),
+            installed: installed.into(),
+            fixed: vec!["9.9".into()],
+            fix_state: FixState::Fixed,
+            report_type: "python-pkg".into(),
+            class: Class::Library,
+            path: path.map(|p| p.trim_start_matches('/').to_string()),
+            locations: vec![],
+            scan_target: None,
+            severity: Severity::High,
+            title: None,
+        }
+    }
+
+    fn copy(name: &str, version: &str, path: &str, scope: &str) -> InstalledPackage {
+        InstalledPackage {
+            name: name.into(),
+            key: name.to_lowercase(),
+            version: version.into(),
+            path: path.into(),
+            scope: scope.into(),
+            origin: Origin::Managed,
+            attributes: vec![],
+        }
+    }
+
+    fn lower(name: &str) -> String {
+        name.to_lowercase()
+    }
+
+    const SITE: &str = "app/.venv/lib/python3.11/site-packages";
+    const SYSTEM: &str = "usr/local/lib/python3.11/dist-packages";
+
+    #[test]
+    fn the_same_package_at_two_paths_is_two_targets() {
+        let venv = format!("{SITE}/requests-2.28.1.dist-info/METADATA");
+        let system = format!("{SYSTEM}/requests-2.25.1.dist-info/METADATA");
+        let installed = [
+            copy("requests", "2.28.1", &venv, SITE),
+            copy("requests", "2.25.1", &system, SYSTEM),
+        ];
+        let findings = [
+            finding("requests", "2.28.1", Some(&venv), "CVE-1"),
+            finding("Requests", "2.25.1", Some(&system), "CVE-1"),
+            finding("requests", "2.28.1", Some(&venv), "CVE-2"),
+        ];
+        let (targets, unmatched) = resolve(&findings, &installed, &mut lower);
+        assert!(unmatched.is_empty());
+        assert_eq!(targets.len(), 2);
+        assert_eq!(
+            (targets[0].copy.version.as_str(), targets[0].findings.len()),
+            ("2.28.1", 2)
+        );
+        assert_eq!(
+            (targets[1].copy.version.as_str(), targets[1].findings.len()),
+            ("2.25.1", 1)
+        );
+    }
+
+    #[test]
+    fn a_stale_path_reaches_the_sibling_copy_not_a_vendored_one() {
+        let mut vendored = copy(
+            "certifi",
+            "2022.12.7",
+            &format!("{SITE}/pip/_vendor/vendor.txt"),
+            SITE,
+        );
+        vendored.origin = Origin::Vendored(VendoredIn {
+            parent: "pip".into(),
+            parent_path: String::new(),
+        });
+        let current = format!("{SITE}/certifi-2026.10.19.dist-info/METADATA");
+        let installed = [copy("certifi", "2026.10.19", &current, SITE), vendored];
+        let stale = format!("{SITE}/certifi-2022.9.24.dist-info/METADATA");
+        let findings = [finding("certifi", "2022.9.24", Some(&stale), "CVE-1")];
+        let (targets, _) = resolve(&findings, &installed, &mut lower);
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].copy.path, current);
+    }
+
+    #[test]
+    fn without_a_path_the_reported_version_picks_the_copy() {
+        let installed = [
+            copy("libssl3", "3.0.11", "", "var/lib/dpkg"),
+            copy("libssl3", "3.0.15", "", "var/lib/dpkg"),
+        ];
+        let findings = [finding("libssl3", "3.0.11", None, "CVE-1")];
+        let (targets, _) = resolve(&findings, &installed, &mut lower);
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].copy.version, "3.0.11");
+    }
+
+    #[test]
+    fn a_package_the_image_lacks_is_unmatched_once_per_copy() {
+        let path = "srv/site-packages/flask-2.2.2.dist-info/METADATA";
+        let findings = [
+            finding("flask", "2.2.2", Some(path), "CVE-1"),
+            finding("flask", "2.2.2", Some(path), "CVE-2"),
+        ];
+        let (targets, unmatched) = resolve(&findings, &[], &mut lower);
+        assert!(targets.is_empty());
+        assert_eq!(unmatched.len(), 1);
+        assert_eq!(unmatched[0].findings.len(), 2);
     }
 }

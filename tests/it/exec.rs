@@ -163,7 +163,7 @@ fn listing(root: &Path) -> BTreeMap<String, String> {
 /// The entry names of the layer `layer::write` makes of an upper dir.
 fn layer_entries(upper: &Path) -> Vec<String> {
     let out = tempfile::tempdir().unwrap();
-    let layer = salve::layer::write(upper, Compression::None, out.path()).unwrap();
+    let layer = salve::layer::write(upper, Compression::None, None, out.path()).unwrap();
     let mut archive = tar::Archive::new(fs_err::File::open(&layer.path).unwrap());
     let entries = archive.entries().unwrap();
     entries

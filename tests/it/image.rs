@@ -274,7 +274,7 @@ fn a_change_is_seen_by_docker_run_and_a_deleted_file_is_gone() {
     );
 
     let upper = upper_dir(dirs.path());
-    let new = layer::write(&upper, Compression::Gzip, &dirs.path().join("blobs")).unwrap();
+    let new = layer::write(&upper, Compression::Gzip, None, &dirs.path().join("blobs")).unwrap();
     let mut patch = Patch::now("salve: test change");
     patch
         .labels
@@ -337,7 +337,7 @@ fn patching_a_patched_image_replaces_the_previous_patch_layer() {
     let input = open(&built.oci_ref());
     let dirs = tempfile::tempdir().unwrap();
     let upper = upper_dir(dirs.path());
-    let first = layer::write(&upper, Compression::Gzip, &dirs.path().join("blobs")).unwrap();
+    let first = layer::write(&upper, Compression::Gzip, None, &dirs.path().join("blobs")).unwrap();
     let layout = dirs.path().join("layout");
     let destination = Destination::OciLayout {
         path: layout.clone(),
@@ -356,7 +356,7 @@ fn patching_a_patched_image_replaces_the_previous_patch_layer() {
     assert_eq!(patched.base_layers().len(), input.layers().len());
     assert_eq!(patched.base_digest(), input.digest());
     fs_err::write(upper.join("etc/second"), "2").unwrap();
-    let second = layer::write(&upper, Compression::Zstd, &dirs.path().join("blobs")).unwrap();
+    let second = layer::write(&upper, Compression::Zstd, None, &dirs.path().join("blobs")).unwrap();
     image::write(
         &patched,
         Some(&second),

@@ -164,7 +164,11 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
     };
     let written = match &layer {
         Some(layer) => {
-            let patch = Patch::now(history(&entries));
+            let patch = Patch {
+                comment: history(&entries),
+                labels: Default::default(),
+                created: session.epoch(),
+            };
             let written = session.write(Some(layer), &patch, &destination, args.tag.as_deref())?;
             Some(written)
         }

@@ -541,7 +541,8 @@ mod tests {
         let upper = dir.path().join("upper");
         fs_err::create_dir_all(upper.join("etc")).unwrap();
         fs_err::write(upper.join("etc/c"), "3").unwrap();
-        let new = crate::layer::write(&upper, Compression::Gzip, &dir.path().join("new")).unwrap();
+        let new =
+            crate::layer::write(&upper, Compression::Gzip, None, &dir.path().join("new")).unwrap();
 
         let out = dir.path().display();
         for dest in [
@@ -764,7 +765,8 @@ mod tests {
         let upper = dir.path().join("upper");
         fs_err::create_dir_all(&upper).unwrap();
         fs_err::write(upper.join("f"), "x").unwrap();
-        let new = crate::layer::write(&upper, Compression::Gzip, &dir.path().join("new")).unwrap();
+        let new =
+            crate::layer::write(&upper, Compression::Gzip, None, &dir.path().join("new")).unwrap();
         fs_err::remove_file(&new.path).unwrap();
 
         let out = tempfile::tempdir().unwrap();
