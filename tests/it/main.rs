@@ -3,5 +3,6 @@
 
 mod exec;
 mod image;
+mod pip;
 mod plugins;
 mod testbed;
