@@ -441,13 +441,18 @@ mod tests {
         let (_dir, image) = tree();
         for _ in 0..2 {
             assert_eq!(
-                image.resolve("etc/py/site-packages/idna-3.3.dist-info").unwrap(),
+                image
+                    .resolve("etc/py/site-packages/idna-3.3.dist-info")
+                    .unwrap(),
                 "usr/lib/python3.11/site-packages/idna-3.3.dist-info"
             );
             assert_eq!(image.resolve("usr/lib/escape/x").unwrap(), "etc/x");
         }
         assert!(image.plain.borrow().contains("usr/lib/python3.11"));
-        assert!(!image.plain.borrow().contains("etc/py"), "links are never remembered as plain");
+        assert!(
+            !image.plain.borrow().contains("etc/py"),
+            "links are never remembered as plain"
+        );
     }
 
     #[test]
