@@ -21,6 +21,7 @@ pub mod exec;
 pub mod fetch;
 pub mod image;
 pub mod layer;
+pub mod patch;
 pub mod plugin;
 pub mod policy;
 pub mod report;

@@ -128,9 +128,8 @@ impl Image {
                     "resolving /{path}: too many levels of links"
                 )));
             }
-            let target = std::fs::read_link(&here)
-                .map_err(|e| Error::Failed(format!("reading link /{}: {e}", done.join("/"))))?;
-            let target = target.to_string_lossy().into_owned();
+            let target = crate::host::read_link(self, &format!("/{}", done.join("/")))
+                .map_err(|e| Error::Failed(format!("reading link {e}")))?;
             done.pop();
             if target.starts_with('/') {
                 done.clear();

@@ -189,7 +189,7 @@ fn print_output(global: &Global, output: &exec::Output) {
 /// Ctrl-C raises the run's interrupt, so the running command is stopped and
 /// everything is cleaned up on the way out; a second Ctrl-C exits at once
 /// (what is left is swept by the next run).
-fn install_ctrl_c(interrupt: &exec::Interrupt) -> anyhow::Result<()> {
+pub(super) fn install_ctrl_c(interrupt: &exec::Interrupt) -> anyhow::Result<()> {
     let interrupt = interrupt.clone();
     ctrlc::set_handler(move || {
         if interrupt.is_triggered() {
@@ -201,7 +201,7 @@ fn install_ctrl_c(interrupt: &exec::Interrupt) -> anyhow::Result<()> {
 }
 
 /// The input's format and place, with `-patched` added to its file name.
-fn default_destination(input: &Reference) -> anyhow::Result<Destination> {
+pub(super) fn default_destination(input: &Reference) -> anyhow::Result<Destination> {
     let patched = |path: &Path| -> anyhow::Result<PathBuf> {
         let Some(stem) = path.file_stem() else {
             bail!("{input} has no file name to derive the output's from: pass -o DEST");
@@ -250,7 +250,7 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 /// `90`, `90s`, `10m`, `1h`. Three units do not justify a dependency.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => s.split_at(at),
         None => (s, "s"),
