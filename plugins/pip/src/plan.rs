@@ -272,7 +272,7 @@ impl Install<'_> {
             Error::InvalidInput(format!("/{} has no interpreter", self.env.install_dir))
         })?;
         let staging = self.context.staging_dir.trim_end_matches('/');
-        let work = format!("{staging}/pip-task-{}", self.serial);
+        let work = self.work_dir();
         let files = Files {
             guard: format!("{staging}/salve-pip-guard.py"),
             state: format!("{work}/before.json"),
@@ -435,14 +435,23 @@ impl Install<'_> {
         argv
     }
 
+    /// The task's directory in staging.
+    fn work_dir(&self) -> String {
+        let staging = self.context.staging_dir.trim_end_matches('/');
+        format!("{staging}/pip-task-{}", self.serial)
+    }
+
     /// A command of this environment: run from `/` (so a working directory
     /// full of application modules cannot shadow pip's), without writing
-    /// bytecode for the tools themselves, as the site's user.
+    /// bytecode for the tools themselves, with temporary files in the
+    /// task's staging directory rather than the image's `/tmp`, as the
+    /// site's user.
     fn command(&self, argv: Vec<String>) -> Command {
         let mut command = Command::new(argv)
             .cwd("/")
             .env("PYTHONDONTWRITEBYTECODE", "1")
-            .env("PIP_ROOT_USER_ACTION", "ignore");
+            .env("PIP_ROOT_USER_ACTION", "ignore")
+            .env("TMPDIR", self.work_dir());
         if let Some(user) = &self.env.user {
             command = command
                 .env("HOME", user.home.clone())

@@ -170,6 +170,9 @@ fn a_venv_install_runs_the_venvs_python_with_guards_around_pip() {
                 .env
                 .contains(&("PYTHONDONTWRITEBYTECODE".into(), "1".into()))
         );
+        // pip's scratch files stay out of the image's /tmp.
+        let tmpdir = ("TMPDIR".into(), "/.salve/staging/pip-task-0".into());
+        assert!(command.env.contains(&tmpdir));
         assert_eq!(command.user, None);
     }
 }
