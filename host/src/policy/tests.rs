@@ -1,18 +1,20 @@
 //! Tests of the policy: the issue's table and more cases, in one
 //! data-driven table, plus the flag rules.
 //!
-//! The version rules come from [`versions`]. Until the plugin host can load
-//! the bundled plugins, pip's and npm's rules are the crates those plugins
-//! use (`pep440_rs`, `nodejs-semver`) behind the same [`Versions`] calls,
-//! and the NuGet and OS cases use [`DottedTestScheme`], a plain test scheme.
-//! Switching a scheme to its real plugin is a change to `versions` alone.
+//! The version rules come from [`versions`]: pip's are the real bundled pip
+//! plugin, compiled to WebAssembly and called through the plugin host. The
+//! npm plugin is not bundled yet, so npm's rules are the crate that plugin
+//! uses (`nodejs-semver`) behind the same [`Versions`] calls; the NuGet and
+//! OS cases use [`DottedTestScheme`], a plain test scheme, until the dotnet
+//! and OS plugins exist. Switching a scheme to its plugin is one line in
+//! `versions`.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
 use std::path::Path;
-use std::str::FromStr;
+use std::sync::OnceLock;
 
-use crate::plugin::{Bump, PackageKind, Release, VersionInfo};
+use crate::plugin::{self, Bump, PackageKind, Registry, Release, VersionInfo};
 use crate::report::FixState;
 
 use super::*;
@@ -26,49 +28,23 @@ enum Scheme {
     Dotted,
 }
 
-fn versions(scheme: Scheme) -> Box<dyn Versions> {
+fn versions(scheme: Scheme) -> &'static dyn Versions {
     match scheme {
-        Scheme::Pip => Box::new(Pep440),
-        Scheme::Npm => Box::new(NodeSemver),
-        Scheme::Dotted => Box::new(DottedTestScheme),
+        Scheme::Pip => bundled("pip"),
+        Scheme::Npm => &NodeSemver,
+        Scheme::Dotted => &DottedTestScheme,
     }
 }
 
-/// PEP 440, as the pip plugin orders versions (with `pep440_rs`).
-struct Pep440;
-
-impl Pep440 {
-    fn version(text: &str) -> Result<pep440_rs::Version, String> {
-        pep440_rs::Version::from_str(text).map_err(|e| e.to_string())
-    }
-}
-
-impl Versions for Pep440 {
-    fn parse(&self, version: &str) -> Result<VersionInfo, String> {
-        let v = Self::version(version)?;
-        Ok(VersionInfo {
-            normalized: v.to_string(),
-            prerelease: v.any_prerelease(),
-        })
-    }
-
-    fn compare(&self, a: &str, b: &str) -> Result<Ordering, String> {
-        Ok(Self::version(a)?.cmp(&Self::version(b)?))
-    }
-
-    fn classify(&self, a: &str, b: &str) -> Result<Bump, String> {
-        let (a, b) = (Self::version(a)?, Self::version(b)?);
-        let part = |v: &pep440_rs::Version, i: usize| v.release().get(i).copied().unwrap_or(0);
-        Ok(if a == b {
-            Bump::None
-        } else if a.epoch() != b.epoch() || part(&a, 0) != part(&b, 0) {
-            Bump::Major
-        } else if part(&a, 1) != part(&b, 1) {
-            Bump::Minor
-        } else {
-            Bump::Patch
-        })
-    }
+/// A bundled plugin, loaded once per test run.
+fn bundled(name: &str) -> &'static plugin::Plugin {
+    static REGISTRY: OnceLock<Registry> = OnceLock::new();
+    let registry = REGISTRY.get_or_init(|| {
+        Registry::load(&plugin::Options::default()).expect("the plugin runtime starts")
+    });
+    registry
+        .get(name)
+        .unwrap_or_else(|| panic!("no bundled {name} plugin: {:?}", registry.failures()))
 }
 
 /// node semver, as the npm plugin orders versions (with `nodejs-semver`).
@@ -561,8 +537,9 @@ const CASES: &[Case] = &[
         installed: "not-a-version",
         fixes: &["1.0"],
         expect: Expect::Skip(
-            "skip: the installed version \"not-a-version\" is not a valid version: expected \
-             version to start with a number, but no leading ASCII digits were found",
+            "skip: the installed version \"not-a-version\" is not a valid version: plugin pip \
+             0.1.0: parse-version: \"not-a-version\" is not a PEP 440 version: expected version \
+             to start with a number, but no leading ASCII digits were found",
         ),
         ..LIB
     },
@@ -675,7 +652,7 @@ fn decide(case: &Case, level: Level) -> Decision {
             .collect()
     });
     select(&Query {
-        versions: versions.as_ref(),
+        versions,
         installed: case.installed,
         vulnerabilities: &vulnerabilities,
         releases: releases.as_deref(),
@@ -1069,7 +1046,7 @@ fn public_reports_library_decisions_are_pinned() {
             ));
             for level in [Patch, Major] {
                 let decision = select(&Query {
-                    versions: versions.as_ref(),
+                    versions,
                     installed: package.installed,
                     vulnerabilities: &vulnerabilities,
                     releases: None,
