@@ -87,6 +87,17 @@ fn choose<'a>(finding: &Finding, copies: &[&'a InstalledPackage]) -> Vec<&'a Ins
         return vec![exact];
     }
 
+    // Some reports name the environment (a site directory) rather than the
+    // copy's metadata: the copies of that scope.
+    let in_scope: Vec<_> = copies
+        .iter()
+        .copied()
+        .filter(|c| c.scope.trim_matches('/') == path)
+        .collect();
+    if !in_scope.is_empty() {
+        return in_scope;
+    }
+
     // The nearest shared directory: climb the report's path until some
     // copies live under it.
     let mut dir = path;
@@ -256,6 +267,16 @@ mod tests {
         let (targets, _) = resolve(&findings, &installed, &mut lower);
         assert_eq!(targets.len(), 1);
         assert_eq!(targets[0].copy.path, current);
+    }
+
+    #[test]
+    fn a_path_naming_the_environment_reaches_its_copy() {
+        let path = format!("{SITE}/requests-2.28.0.dist-info/METADATA");
+        let installed = [copy("requests", "2.28.0", &path, SITE)];
+        let findings = [finding("requests", "2.28.0", Some(SITE), "CVE-1")];
+        let (targets, _) = resolve(&findings, &installed, &mut lower);
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].copy.path, path);
     }
 
     #[test]

@@ -4,5 +4,6 @@
 mod exec;
 mod image;
 mod pip;
+mod plan;
 mod plugins;
 mod testbed;

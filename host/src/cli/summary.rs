@@ -74,17 +74,28 @@ pub fn table(entries: &[Entry]) -> String {
             };
             lines.push(format!("{verb}: {}", e.closes.join(", ")));
         }
+        // Open vulnerabilities grouped by reason; a reason that only repeats
+        // the skip's own ("not assessed") is left out.
+        let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
         for o in &e.open {
-            if Some(&o.reason) != e.reason.as_ref() {
-                lines.push(format!("open: {}: {}", o.id, o.reason));
+            let reason =
+                if Some(&o.reason) == e.reason.as_ref() || o.reason.starts_with("not assessed") {
+                    ""
+                } else {
+                    o.reason.as_str()
+                };
+            match groups.iter_mut().find(|(r, _)| *r == reason) {
+                Some((_, ids)) => ids.push(&o.id),
+                None => groups.push((reason, vec![&o.id])),
             }
         }
-        if e.reason.is_some()
-            && !e.open.is_empty()
-            && e.open.iter().all(|o| Some(&o.reason) == e.reason.as_ref())
-        {
-            let ids: Vec<&str> = e.open.iter().map(|o| o.id.as_str()).collect();
-            lines.push(format!("open: {}", ids.join(", ")));
+        for (reason, ids) in groups {
+            let ids = ids.join(", ");
+            lines.push(if reason.is_empty() {
+                format!("open: {ids}")
+            } else {
+                format!("open: {ids}: {reason}")
+            });
         }
         if lines.is_empty() {
             continue;
