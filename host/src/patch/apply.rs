@@ -40,22 +40,22 @@ pub fn apply(
     options: &Options,
 ) -> Result<Applied, Error> {
     let mut entries: Vec<Entry> = decided.iter().map(|d| d.entry.clone()).collect();
-    let picked: Vec<usize> = (0..decided.len())
-        .filter(|&i| matches!(decided[i].decision, Decision::Update(_)))
-        .collect();
-    let updates: Vec<PackageUpdate> = picked
+    // The copies the policy moves, and what they move to.
+    let (picked, updates): (Vec<usize>, Vec<PackageUpdate>) = decided
         .iter()
-        .map(|&i| {
-            let Decision::Update(u) = &decided[i].decision else {
-                unreachable!("picked above")
-            };
-            PackageUpdate {
-                package: decided[i].copy.clone(),
-                target: u.to.clone(),
-                vulnerabilities: u.closes.clone(),
-            }
+        .enumerate()
+        .filter_map(|(i, d)| match &d.decision {
+            Decision::Update(u) => Some((
+                i,
+                PackageUpdate {
+                    package: d.copy.clone(),
+                    target: u.to.clone(),
+                    vulnerabilities: u.closes.clone(),
+                },
+            )),
+            _ => None,
         })
-        .collect();
+        .unzip();
     if updates.is_empty() {
         return Ok(Applied {
             entries,
