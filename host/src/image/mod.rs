@@ -278,15 +278,15 @@ pub enum Error {
     #[error("{source_path}: no image for platform {wanted}; it has: {available}")]
     NoPlatform {
         source_path: String,
-        wanted: Platform,
+        wanted: String,
         available: String,
     },
     /// The image's own platform is not the one requested.
     #[error("{source_path}: the image is for {found}, not {wanted}")]
     WrongPlatform {
         source_path: String,
-        wanted: Platform,
-        found: Platform,
+        wanted: String,
+        found: String,
     },
     /// The source holds several images and the reference did not say which.
     #[error("{source_path}: holds several images; pick one of: {available}")]

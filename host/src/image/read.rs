@@ -325,7 +325,7 @@ fn select_platform(
     available.dedup();
     Err(Error::NoPlatform {
         source_path: source.to_owned(),
-        wanted,
+        wanted: wanted.to_string(),
         available: if available.is_empty() {
             "(none)".to_owned()
         } else {
@@ -345,8 +345,8 @@ fn check_platform(source: &str, config: &Config, wanted: Option<&Platform>) -> R
         true => Ok(()),
         false => Err(Error::WrongPlatform {
             source_path: source.to_owned(),
-            wanted: wanted.clone(),
-            found,
+            wanted: wanted.to_string(),
+            found: found.to_string(),
         }),
     }
 }
