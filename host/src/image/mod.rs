@@ -278,15 +278,15 @@ pub enum Error {
     #[error("{source_path}: no image for platform {wanted}; it has: {available}")]
     NoPlatform {
         source_path: String,
-        wanted: Platform,
+        wanted: String,
         available: String,
     },
     /// The image's own platform is not the one requested.
     #[error("{source_path}: the image is for {found}, not {wanted}")]
     WrongPlatform {
         source_path: String,
-        wanted: Platform,
-        found: Platform,
+        wanted: String,
+        found: String,
     },
     /// The source holds several images and the reference did not say which.
     #[error("{source_path}: holds several images; pick one of: {available}")]
@@ -783,6 +783,107 @@ mod tests {
             0,
             "no output, no temp dir"
         );
+    }
+
+    /// Appends a non-distributable layer, present only as a descriptor, to a fixture image.
+    fn add_foreign_layer(dir: &Path) -> (String, String) {
+        let put = |bytes: &[u8]| {
+            let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+            fs_err::write(dir.join("blobs/sha256").join(&hex), bytes).unwrap();
+            (format!("sha256:{hex}"), bytes.len())
+        };
+        let read = |digest: &str| -> serde_json::Value {
+            serde_json::from_slice(
+                &fs_err::read(dir.join("blobs/sha256").join(&digest[7..])).unwrap(),
+            )
+            .unwrap()
+        };
+        let index_path = dir.join("index.json");
+        let mut index: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(&index_path).unwrap()).unwrap();
+        let mut manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+        let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let diff_id = format!("sha256:{}", "cd".repeat(32));
+        config["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(diff_id));
+        let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+        manifest["config"]["digest"] = json!(config_digest);
+        manifest["config"]["size"] = json!(config_size);
+        manifest["layers"].as_array_mut().unwrap().push(json!({
+            "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "digest": digest, "size": 12345, "urls": ["https://example.invalid/layer"],
+        }));
+        let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+        index["manifests"][0]["digest"] = json!(manifest_digest);
+        index["manifests"][0]["size"] = json!(manifest_size);
+        fs_err::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+        (digest, diff_id)
+    }
+
+    #[test]
+    fn foreign_layers_pass_through_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            &dir.path().join("in"),
+            "1",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let (digest, diff_id) = add_foreign_layer(&dir.path().join("in"));
+        let image = open(&oci(&dir.path().join("in"), None), None).unwrap();
+        let foreign = &image.layers()[2];
+        assert!(foreign.is_foreign() && !foreign.has_blob());
+        assert!(matches!(foreign.open(), Err(Error::MissingBlob { .. })));
+
+        let layout_out = dir.path().join("out");
+        let dest = Destination::OciLayout {
+            path: layout_out.clone(),
+            tag: None,
+        };
+        let written = write(&image, None, &Patch::now("t"), &dest, None).unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &fs_err::read(
+                layout_out
+                    .join("blobs/sha256")
+                    .join(written.manifest_digest.digest()),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let layer = &manifest["layers"][2];
+        assert_eq!(layer["digest"], digest);
+        assert_eq!(layer["urls"][0], "https://example.invalid/layer");
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        );
+        assert!(!layout_out.join("blobs/sha256").join(&digest[7..]).exists());
+
+        let archive = dir.path().join("d.tar");
+        let dest = Destination::DockerArchive {
+            path: archive.clone(),
+            name: Some("r/x:1".into()),
+        };
+        write(&image, None, &Patch::now("t"), &dest, None).unwrap();
+        let mut tar = tar::Archive::new(fs_err::File::open(&archive).unwrap());
+        let manifest_json = tar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("manifest.json"))
+            .map(|mut e| {
+                let mut s = String::new();
+                e.read_to_string(&mut s).unwrap();
+                s
+            })
+            .unwrap();
+        let docker: serde_json::Value = serde_json::from_str(&manifest_json).unwrap();
+        assert_eq!(docker[0]["LayerSources"][&diff_id]["digest"], digest);
     }
 
     #[test]
