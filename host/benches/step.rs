@@ -41,9 +41,8 @@ fn main() {
         Some(&Platform::host()),
     )
     .expect("opening the image");
-    let layers = LayerCache::new(LAYER_CACHE)
-        .and_then(|cache| cache.unpack(&img))
-        .expect("unpacking");
+    let cache = LayerCache::new(LAYER_CACHE).expect("opening the layer cache");
+    let layers = cache.unpack(&img).expect("unpacking");
     let config = img.config();
     let env = ImageEnv::new(config.env(), config.working_dir());
     let scratch = tempfile::tempdir().expect("scratch dir");

@@ -486,11 +486,12 @@ impl Drop for Snapshot<'_> {
             warn!(dir = %self.dir.display(), %error, "task snapshot left in place");
         }
         // A commit that stopped after taking the view down puts it back.
-        if self.workspace.view.is_none() && !self.workspace.poisoned {
-            if let Err(error) = self.workspace.mount_view() {
-                warn!(%error, "workspace view not mounted again");
-                self.workspace.poisoned = true;
-            }
+        if self.workspace.view.is_none()
+            && !self.workspace.poisoned
+            && let Err(error) = self.workspace.mount_view()
+        {
+            warn!(%error, "workspace view not mounted again");
+            self.workspace.poisoned = true;
         }
     }
 }
