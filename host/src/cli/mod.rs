@@ -100,7 +100,7 @@ pub enum Command {
     Plugins(plugins::PluginsArgs),
     /// Run one command in an image and write the image plus what it
     /// changed (a debugging aid for the executor; needs root and runc).
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
 }
 
 /// How the process ends.

@@ -156,8 +156,8 @@ pub trait Task {
     /// As [`write_file`](Task::write_file).
     fn remove(&mut self, path: &str) -> Result<bool, Error>;
 
-    /// The host dir that commands see at [`STAGING_DIR`]; fetch steps write
-    /// into it. It is never part of the new layer.
+    /// The host dir that commands see, read-only, at [`STAGING_DIR`]; fetch
+    /// steps write into it. It is never part of the new layer.
     fn staging_dir(&self) -> &Path;
 
     /// The snapshot's files as its steps left them, for the plugins'

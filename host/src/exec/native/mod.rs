@@ -284,40 +284,37 @@ impl<'a> Snapshot<'a> {
         let view = root.join("view");
         workspace.tasks += 1;
         let dir = root.join(TASKS).join(workspace.tasks.to_string());
-        for name in ["upper", "work", MERGED, "staging", "scaffold", "bundle"] {
-            fs_err::create_dir_all(dir.join(name))?;
-        }
-
-        // The image root's attributes go on the upper dir, the overlay's root.
         let setup = &workspace.setup;
         let wanted = scaffold::Wanted {
             resolv_conf: setup.network == Network::Host && setup.resolv_conf.is_some(),
             ca_bundle: setup.ca_bundle.is_some(),
         };
-        let resolv_conf = scaffold::build(&dir.join("scaffold"), &view, wanted)?;
+        let mut lowers = vec![dir.join("scaffold"), root.join("l/a")];
+        lowers.extend(workspace.layer_links());
+
+        // From here on, dropping the snapshot removes whatever was made of it.
+        let mut snapshot = Snapshot {
+            workspace,
+            staging: dir.join("staging"),
+            dir,
+            overlay: None,
+            resolv_conf: false,
+        };
+        let dir = &snapshot.dir;
+        for name in ["upper", "work", MERGED, "staging", "scaffold", "bundle"] {
+            fs_err::create_dir_all(dir.join(name))?;
+        }
+        snapshot.resolv_conf = scaffold::build(&dir.join("scaffold"), &view, wanted)?;
+        // The upper dir is the overlay's root: it takes the image root's attributes.
         metadata::copy_dir_attrs(&view, &dir.join("upper")).map_err(|source| {
             std::io::Error::new(
                 source.kind(),
                 format!("copying the image root's attributes: {source}"),
             )
         })?;
-
-        let mut lowers = vec![dir.join("scaffold"), root.join("l/a")];
-        lowers.extend(workspace.layer_links());
         let upper = Some((dir.join("upper"), dir.join("work")));
-        let mut snapshot = Snapshot {
-            workspace,
-            staging: dir.join("staging"),
-            dir,
-            overlay: None,
-            resolv_conf,
-        };
-        snapshot.overlay = Some(Overlay::mount(
-            "task",
-            &snapshot.dir.join(MERGED),
-            &lowers,
-            upper,
-        )?);
+        let overlay = Overlay::mount("task", &dir.join(MERGED), &lowers, upper)?;
+        snapshot.overlay = Some(overlay);
         debug!(dir = %snapshot.dir.display(), "task snapshot ready");
         Ok(snapshot)
     }
@@ -332,10 +329,12 @@ impl<'a> Snapshot<'a> {
     /// The bind mounts of a step: staging, CA bundle, resolver config.
     fn binds(&self) -> Vec<Bind> {
         let setup = &self.workspace.setup;
+        // Read-only: a command that planted a symlink there could steer the
+        // host's later fetches into its own files.
         let mut binds = vec![Bind {
             source: self.staging.clone(),
             destination: STAGING_DIR.into(),
-            writable: true,
+            writable: false,
         }];
         if let Some(ca) = &setup.ca_bundle {
             binds.push(Bind {
@@ -491,11 +490,12 @@ impl Drop for Snapshot<'_> {
             warn!(dir = %self.dir.display(), %error, "task snapshot left in place");
         }
         // A commit that stopped after taking the view down puts it back.
-        if self.workspace.view.is_none() && !self.workspace.poisoned {
-            if let Err(error) = self.workspace.mount_view() {
-                warn!(%error, "workspace view not mounted again");
-                self.workspace.poisoned = true;
-            }
+        if self.workspace.view.is_none()
+            && !self.workspace.poisoned
+            && let Err(error) = self.workspace.mount_view()
+        {
+            warn!(%error, "workspace view not mounted again");
+            self.workspace.poisoned = true;
         }
     }
 }

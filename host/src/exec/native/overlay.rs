@@ -75,10 +75,10 @@ impl Overlay {
 
 impl Drop for Overlay {
     fn drop(&mut self) {
-        if self.mounted {
-            if let Err(error) = unmount(&self.target) {
-                warn!(target = %self.target.display(), %error, "overlay left mounted");
-            }
+        if self.mounted
+            && let Err(error) = unmount(&self.target)
+        {
+            warn!(target = %self.target.display(), %error, "overlay left mounted");
         }
     }
 }

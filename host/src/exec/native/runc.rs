@@ -404,7 +404,7 @@ fn start_error(log: &Path) -> Option<String> {
         .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
         .filter(|entry| entry["level"] == "error")
         .filter_map(|entry| entry["msg"].as_str().map(str::to_owned))
-        .last()
+        .next_back()
 }
 
 /// The shell's exit code for a command that could not be executed (127: not

@@ -77,10 +77,11 @@ pub(super) fn resolve(
             let listed = fields
                 .get(3)
                 .is_some_and(|members| members.split(',').any(|m| m == name));
-            if let (true, Ok(extra)) = (listed, fields[2].parse::<u32>()) {
-                if extra != gid && !additional_gids.contains(&extra) {
-                    additional_gids.push(extra);
-                }
+            if let (true, Ok(extra)) = (listed, fields[2].parse::<u32>())
+                && extra != gid
+                && !additional_gids.contains(&extra)
+            {
+                additional_gids.push(extra);
             }
         }
     }
