@@ -298,7 +298,15 @@ impl Builder<'_> {
         match (parent, &self.recipe.debootstrap) {
             (None, Some(base)) => self.import_base(base, &work_tag)?,
             (Some(parent), None) => self.run_steps(parent, &work_tag, &mount)?,
-            _ => unreachable!("recipe::load checks that a recipe has a parent or a base"),
+            // recipe::load rejects these; say so rather than build nonsense.
+            _ => {
+                let problem = "needs either `parent` or `[debootstrap]`".to_owned();
+                return Err(recipe::Error::Invalid {
+                    name: name.clone(),
+                    problem,
+                }
+                .into());
+            }
         }
         self.docker(["tag", &work_tag, &self.recipe.tag])?;
 
