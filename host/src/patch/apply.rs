@@ -201,9 +201,11 @@ fn run(
                     .check()
                     .map_err(|e| Failure::Task(e.to_string()))?;
             }
-            Step::WriteFile(file) => match staged(snapshot.staging_dir(), &file.path) {
+            Step::WriteFile(file) => match staged(&file.path) {
                 // The staging dir is the host's, bind-mounted for runs only.
-                Some(host) => write_staged(&host, &file.contents, file.mode)?,
+                Some(relative) => {
+                    write_staged(snapshot.staging_dir(), relative, &file.contents, file.mode)?
+                }
                 None => snapshot.write_file(&file.path, &file.contents, file.mode)?,
             },
             Step::Remove(path) => {
@@ -220,28 +222,37 @@ fn run(
     task.checks.iter().try_for_each(|c| check(snapshot, c))
 }
 
-/// The host path of an in-image path under [`STAGING_DIR`], if it is one.
-/// Paths with `..` or other oddities are left to the executor, which
-/// refuses them.
-fn staged(staging: &Path, path: &str) -> Option<PathBuf> {
-    let rest = path.strip_prefix(STAGING_DIR)?.strip_prefix('/')?;
-    let clean = rest
-        .split('/')
-        .all(|c| !c.is_empty() && c != "." && c != "..");
-    clean.then(|| staging.join(rest))
+/// The part of an in-image path under [`STAGING_DIR`], if it is one.
+fn staged(path: &str) -> Option<&str> {
+    path.strip_prefix(STAGING_DIR)?
+        .strip_prefix('/')
+        .filter(|rest| !rest.is_empty())
 }
 
-/// Writes a file into the staging dir.
-fn write_staged(host: &Path, contents: &[u8], mode: u32) -> Result<(), Failure> {
+/// Writes a file into the staging dir. Steps can write there too, so the
+/// write goes through a handle rooted at the staging dir (a link a step
+/// planted cannot lead it outside) and lands by renaming a fresh file.
+fn write_staged(staging: &Path, relative: &str, contents: &[u8], mode: u32) -> Result<(), Failure> {
+    use cap_std::fs::{Dir, Permissions};
     use std::os::unix::fs::PermissionsExt;
     let write = || -> std::io::Result<()> {
-        if let Some(dir) = host.parent() {
-            fs_err::create_dir_all(dir)?;
-        }
-        fs_err::write(host, contents)?;
-        fs_err::set_permissions(host, std::fs::Permissions::from_mode(mode & 0o7777))
+        let dir = Dir::open_ambient_dir(staging, cap_std::ambient_authority())?;
+        let (parent, name) = relative.rsplit_once('/').unwrap_or(("", relative));
+        let dir = if parent.is_empty() {
+            dir
+        } else {
+            dir.create_dir_all(parent)?;
+            dir.open_dir(parent)?
+        };
+        let temp = format!(".salve-write-{name}");
+        dir.write(&temp, contents)?;
+        dir.set_permissions(
+            &temp,
+            Permissions::from_std(std::fs::Permissions::from_mode(mode & 0o7777)),
+        )?;
+        dir.rename(&temp, &dir, name)
     };
-    write().map_err(|e| Failure::Task(format!("writing the staged file {}: {e}", host.display())))
+    write().map_err(|e| Failure::Task(format!("writing {STAGING_DIR}/{relative}: {e}")))
 }
 
 /// Runs one check and compares its exit code and output.
@@ -347,5 +358,40 @@ fn find_copy<'a>(
                 .collect::<Vec<_>>()
                 .join(", ")
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn staged_paths_are_those_under_the_staging_dir() {
+        assert_eq!(staged("/.salve/staging/guard.py"), Some("guard.py"));
+        assert_eq!(staged("/.salve/staging/a/b"), Some("a/b"));
+        assert_eq!(staged("/.salve/staging"), None);
+        assert_eq!(staged("/.salve/stagingx/a"), None);
+        assert_eq!(staged("/etc/passwd"), None);
+    }
+
+    #[test]
+    fn a_staged_write_does_not_follow_a_planted_link_out() {
+        let staging = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(outside.path(), staging.path().join("sub")).unwrap();
+        std::os::unix::fs::symlink(outside.path().join("f"), staging.path().join("f")).unwrap();
+
+        let err = write_staged(staging.path(), "sub/file", b"x", 0o644);
+        assert!(
+            err.is_err(),
+            "a write through a link out of staging is refused"
+        );
+        // A link at the file's own name is replaced, not followed.
+        assert!(write_staged(staging.path(), "f", b"y", 0o644).is_ok());
+        assert!(
+            std::fs::read_dir(outside.path()).unwrap().next().is_none(),
+            "nothing written outside"
+        );
+        assert_eq!(std::fs::read(staging.path().join("f")).unwrap(), b"y");
     }
 }
