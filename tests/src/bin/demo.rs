@@ -11,7 +11,7 @@
 //! Needs root, a Docker daemon, debootstrap and skopeo (`.ci/run` installs
 //! and starts them). Outputs go to `target/demo/`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
 use anyhow::{Context, Result, bail};
@@ -48,7 +48,7 @@ fn main() -> Result<ExitCode> {
     println!("report: {} ({})", report_path.display(), summary(&report));
 
     // salve patch, with the library findings.
-    let salve = salve_binary(workspace)?;
+    let salve = salve_tests::cli::salve_path();
     let patched = out.join("patched");
     if patched.exists() {
         fs_err::remove_dir_all(&patched)?;
@@ -92,24 +92,4 @@ fn summary(report: &serde_json::Value) -> String {
         .map(|(kind, n)| format!("{kind} {n}"))
         .collect();
     format!("{} findings: {}", findings.len(), parts.join(", "))
-}
-
-/// Builds the `salve` binary (a no-op when it is current) and returns its
-/// path, next to this one in the target directory.
-fn salve_binary(workspace: &Path) -> Result<PathBuf> {
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--quiet", "-p", "salve", "--bin", "salve"])
-        .current_dir(workspace)
-        .status()
-        .context("running cargo build for the salve binary")?;
-    if !status.success() {
-        bail!("cargo build of the salve binary exited with {status}");
-    }
-    let here = std::env::current_exe()?;
-    let salve = here.with_file_name("salve");
-    if !salve.is_file() {
-        bail!("{} is missing after cargo build", salve.display());
-    }
-    Ok(salve)
 }
