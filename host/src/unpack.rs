@@ -158,14 +158,56 @@ impl LayerCache {
     /// Unpacks `layers` (for a re-patch: [`Image::base_layers`]); returns their directories in
     /// the same order.
     ///
+    /// Layers are independent directories, so up to as many as there are cores are unpacked
+    /// at once; decompression is single-threaded per layer.
+    ///
     /// # Errors
     ///
-    /// The first layer that cannot be unpacked, named by its digest.
+    /// The first layer (in image order) that cannot be unpacked, named by its digest.
     pub fn unpack_layers(&self, layers: &[Layer]) -> Result<Vec<PathBuf>, Error> {
-        layers
-            .iter()
-            .map(|layer| self.unpack_layer(layer))
-            .collect()
+        let workers = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(layers.len());
+        if workers <= 1 {
+            return layers
+                .iter()
+                .map(|layer| self.unpack_layer(layer))
+                .collect();
+        }
+
+        // Workers take the next layer by index; results land in image order.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results: Vec<std::sync::Mutex<Option<Result<PathBuf, Error>>>> =
+            layers.iter().map(|_| std::sync::Mutex::new(None)).collect();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                scope.spawn(|| {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(layer) = layers.get(i) else { break };
+                        let result = self.unpack_layer(layer);
+                        let failed = result.is_err();
+                        if let Ok(mut slot) = results[i].lock() {
+                            *slot = Some(result);
+                        }
+                        if failed {
+                            // Later layers are not needed once one fails.
+                            next.store(layers.len(), std::sync::atomic::Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        let mut dirs = Vec::with_capacity(layers.len());
+        for slot in results {
+            match slot.into_inner().ok().flatten() {
+                Some(result) => dirs.push(result?),
+                None => {
+                    return Err(io::Error::other("a layer was skipped after another failed").into());
+                }
+            }
+        }
+        Ok(dirs)
     }
 
     /// Unpacks one layer unless it is cached; returns its directory.
@@ -1415,6 +1457,25 @@ mod tests {
                 .count(),
             0
         );
+    }
+
+    #[test]
+    fn a_bad_layer_among_several_is_the_one_named() {
+        needs_root!();
+        let layers: Vec<Vec<u8>> = (0..4)
+            .map(|i| fixture::tar_of(&[(&format!("f{i}"), b"x")]))
+            .collect();
+        let (dir, image) = image_with(&layers, Compression::None);
+        let bad = &image.layers()[2];
+        let blob = dir.path().join("blobs/sha256").join(bad.digest().digest());
+        fs_err::write(&blob, fixture::tar_of(&[("f2", b"y")])).unwrap();
+
+        let cache_root = tempfile::tempdir().unwrap();
+        let cache = LayerCache::new(cache_root.path()).unwrap();
+        let err = cache.unpack(&image).unwrap_err().to_string();
+        assert_eq!(err, format!("unpacking layer {}", bad.digest()));
+        assert!(cache.contains(image.layers()[0].diff_id()));
+        assert!(!cache.contains(bad.diff_id()));
     }
 
     #[test]
