@@ -142,11 +142,20 @@ pub enum Error {
 
 /// Writes the changes in the overlay upper directory `upper` as one layer blob in `out_dir`.
 ///
+/// `mtime_ceiling` (seconds since the epoch) clamps every entry's mtime to at most that time,
+/// as `tar --clamp-mtime` does, so that the same changes made at different times give the
+/// same bytes (salve passes `SOURCE_DATE_EPOCH`, or the image's own creation time).
+///
 /// # Errors
 ///
 /// Unreadable entries, sockets and device nodes other than whiteouts, and I/O errors while
 /// writing; nothing is left in `out_dir` then.
-pub fn write(upper: &Path, compression: Compression, out_dir: &Path) -> Result<NewLayer, Error> {
+pub fn write(
+    upper: &Path,
+    compression: Compression,
+    mtime_ceiling: Option<u64>,
+    out_dir: &Path,
+) -> Result<NewLayer, Error> {
     fs_err::create_dir_all(out_dir)?;
     let temp = tempfile::Builder::new()
         .prefix(".layer-")
@@ -162,7 +171,7 @@ pub fn write(upper: &Path, compression: Compression, out_dir: &Path) -> Result<N
     let blob = HashingWriter::new(BufWriter::with_capacity(256 << 10, temp.as_file()));
     let encoder = Encoder::new(compression, blob)?;
     let mut tar = tar::Builder::new(HashingWriter::new(encoder));
-    let entries = append_tree(&mut tar, upper)?;
+    let entries = append_tree(&mut tar, upper, mtime_ceiling)?;
     let tarred = tar.into_inner().map_err(|e| with_path(e, temp.path()))?;
     let (diff_id, encoder) = tarred.finish();
     let blob = encoder.finish().map_err(|e| with_path(e, temp.path()))?;
@@ -202,7 +211,11 @@ fn hex_of(digest: &Digest) -> &str {
 }
 
 /// Appends every entry below `upper`, depth first with names sorted bytewise.
-fn append_tree<W: Write>(tar: &mut tar::Builder<W>, upper: &Path) -> Result<usize, Error> {
+fn append_tree<W: Write>(
+    tar: &mut tar::Builder<W>,
+    upper: &Path,
+    mtime_ceiling: Option<u64>,
+) -> Result<usize, Error> {
     let mut links: HashMap<(u64, u64), PathBuf> = HashMap::new();
     let mut count = 0;
     let walk = walkdir::WalkDir::new(upper)
@@ -223,7 +236,14 @@ fn append_tree<W: Write>(tar: &mut tar::Builder<W>, upper: &Path) -> Result<usiz
             path: entry.path().to_owned(),
             source,
         })?;
-        count += append_entry(tar, entry.path(), &name, &metadata, &mut links)?;
+        count += append_entry(
+            tar,
+            entry.path(),
+            &name,
+            &metadata,
+            mtime_ceiling,
+            &mut links,
+        )?;
     }
     Ok(count)
 }
@@ -234,6 +254,7 @@ fn append_entry<W: Write>(
     path: &Path,
     name: &Path,
     metadata: &std::fs::Metadata,
+    mtime_ceiling: Option<u64>,
     links: &mut HashMap<(u64, u64), PathBuf>,
 ) -> Result<usize, Error> {
     let failed = |source: io::Error| Error::Entry {
@@ -241,7 +262,7 @@ fn append_entry<W: Write>(
         source,
     };
     let file_type = metadata.file_type();
-    let mut header = header_from(metadata);
+    let mut header = header_from(metadata, mtime_ceiling);
 
     // An overlayfs whiteout (0/0 character device) is an OCI `.wh.NAME` file.
     if file_type.is_char_device() && metadata.rdev() == 0 {
@@ -271,7 +292,7 @@ fn append_entry<W: Write>(
         tar.append_data(&mut header, dir_name, io::empty())
             .map_err(failed)?;
         if is_opaque(path) {
-            let mut opaque = header_from(metadata);
+            let mut opaque = header_from(metadata, mtime_ceiling);
             opaque.set_entry_type(tar::EntryType::Regular);
             opaque.set_mode(0o644);
             opaque.set_size(0);
@@ -314,13 +335,14 @@ fn append_entry<W: Write>(
     Ok(1)
 }
 
-/// A header with the entry's mode, numeric owner (no names) and mtime.
-fn header_from(metadata: &std::fs::Metadata) -> tar::Header {
+/// A header with the entry's mode, numeric owner (no names) and mtime (clamped).
+fn header_from(metadata: &std::fs::Metadata, mtime_ceiling: Option<u64>) -> tar::Header {
     let mut header = tar::Header::new_gnu();
     header.set_mode(metadata.mode() & 0o7777);
     header.set_uid(u64::from(metadata.uid()));
     header.set_gid(u64::from(metadata.gid()));
-    header.set_mtime(u64::try_from(metadata.mtime()).unwrap_or(0));
+    let mtime = u64::try_from(metadata.mtime()).unwrap_or(0);
+    header.set_mtime(mtime_ceiling.map_or(mtime, |ceiling| mtime.min(ceiling)));
     header.set_size(metadata.len());
     header
 }
@@ -532,7 +554,7 @@ mod tests {
     fn entries_are_sorted_with_modes_links_and_data() {
         let upper = upper();
         let out = tempfile::tempdir().unwrap();
-        let layer = write(upper.path(), Compression::Gzip, out.path()).unwrap();
+        let layer = write(upper.path(), Compression::Gzip, None, out.path()).unwrap();
         let got = entries(&layer, Compression::Gzip);
         let names: Vec<&str> = got.iter().map(|e| e.0.as_str()).collect();
         assert_eq!(
@@ -566,7 +588,7 @@ mod tests {
     fn owners_are_numeric_without_names() {
         let upper = upper();
         let out = tempfile::tempdir().unwrap();
-        let layer = write(upper.path(), Compression::None, out.path()).unwrap();
+        let layer = write(upper.path(), Compression::None, None, out.path()).unwrap();
         let mut archive = tar::Archive::new(fs_err::File::open(&layer.path).unwrap());
         for entry in archive.entries().unwrap() {
             let entry = entry.unwrap();
@@ -582,12 +604,14 @@ mod tests {
             let a = write(
                 upper.path(),
                 compression,
+                None,
                 tempfile::tempdir().unwrap().path(),
             )
             .unwrap();
             let b = write(
                 upper.path(),
                 compression,
+                None,
                 tempfile::tempdir().unwrap().path(),
             )
             .unwrap();
@@ -600,9 +624,9 @@ mod tests {
     fn diff_id_is_the_same_for_every_compression() {
         let upper = upper();
         let out = tempfile::tempdir().unwrap();
-        let gzip = write(upper.path(), Compression::Gzip, out.path()).unwrap();
-        let zstd = write(upper.path(), Compression::Zstd, out.path()).unwrap();
-        let none = write(upper.path(), Compression::None, out.path()).unwrap();
+        let gzip = write(upper.path(), Compression::Gzip, None, out.path()).unwrap();
+        let zstd = write(upper.path(), Compression::Zstd, None, out.path()).unwrap();
+        let none = write(upper.path(), Compression::None, None, out.path()).unwrap();
         assert_eq!(gzip.diff_id, zstd.diff_id);
         assert_eq!(gzip.diff_id, none.diff_id);
         assert_eq!(none.digest, none.diff_id);
@@ -649,7 +673,7 @@ mod tests {
         )
         .unwrap();
         let out = tempfile::tempdir().unwrap();
-        let layer = write(root, Compression::Gzip, out.path()).unwrap();
+        let layer = write(root, Compression::Gzip, None, out.path()).unwrap();
         let names: Vec<String> = entries(&layer, Compression::Gzip)
             .into_iter()
             .map(|e| e.0)
@@ -688,7 +712,7 @@ mod tests {
             return;
         }
         let out = tempfile::tempdir().unwrap();
-        let layer = write(upper.path(), Compression::None, out.path()).unwrap();
+        let layer = write(upper.path(), Compression::None, None, out.path()).unwrap();
         let mut archive = tar::Archive::new(fs_err::File::open(&layer.path).unwrap());
         let mut found = false;
         for entry in archive.entries().unwrap() {
@@ -710,5 +734,37 @@ mod tests {
         assert!("lz4".parse::<Compression>().is_err());
         assert_eq!(Compression::sniff(&[0x1f, 0x8b, 8, 0]), Compression::Gzip);
         assert_eq!(Compression::sniff(b"usr/"), Compression::None);
+    }
+
+    #[test]
+    fn mtimes_are_clamped_to_the_ceiling_and_older_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("new"), "n").unwrap();
+        std::fs::write(dir.path().join("old"), "o").unwrap();
+        let old = std::fs::File::options()
+            .write(true)
+            .open(dir.path().join("old"))
+            .unwrap();
+        old.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(500))
+            .unwrap();
+        let out = tempfile::tempdir().unwrap();
+
+        let layer = write(dir.path(), Compression::None, Some(1_000), out.path()).unwrap();
+
+        let blob = fs_err::File::open(&layer.path).unwrap();
+        let mut archive = tar::Archive::new(blob);
+        let mtimes: Vec<(String, u64)> = archive
+            .entries()
+            .unwrap()
+            .map(|e| {
+                let e = e.unwrap();
+                let name = String::from_utf8(e.path_bytes().into_owned()).unwrap();
+                (name, e.header().mtime().unwrap())
+            })
+            .collect();
+        assert_eq!(
+            mtimes,
+            vec![("new".to_string(), 1_000), ("old".to_string(), 500)]
+        );
     }
 }

@@ -31,6 +31,7 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use cap_fs_ext::DirExt;
 use cap_std::fs::Dir;
@@ -346,7 +347,7 @@ struct Meta {
 struct Unpacker {
     root: Dir,
     /// The directory of the previous entry, kept open: entries come grouped by directory.
-    parent: Option<(Vec<u8>, Dir)>,
+    parent: Option<(Vec<u8>, Rc<Dir>)>,
     /// Directories whose metadata is applied last, so adding children does not disturb it.
     dirs: HashMap<Vec<u8>, Meta>,
     stats: Stats,
@@ -498,11 +499,11 @@ impl Unpacker {
     }
 
     /// Opens (creating as needed) the directory `parent`, never leaving the layer.
-    fn parent_dir(&mut self, parent: &[u8]) -> Result<Dir, EntryError> {
+    fn parent_dir(&mut self, parent: &[u8]) -> Result<Rc<Dir>, EntryError> {
         if let Some((cached, dir)) = &self.parent
             && cached == parent
         {
-            return Ok(dir.try_clone()?);
+            return Ok(Rc::clone(dir));
         }
         let dir = match parent {
             [] => self.root.try_clone()?,
@@ -518,7 +519,8 @@ impl Unpacker {
                 }
             }
         };
-        self.parent = Some((parent.to_vec(), dir.try_clone()?));
+        let dir = Rc::new(dir);
+        self.parent = Some((parent.to_vec(), Rc::clone(&dir)));
         Ok(dir)
     }
 

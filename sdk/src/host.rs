@@ -83,6 +83,17 @@ pub fn warn(message: &str) {
     log(Level::Warn, message);
 }
 
+/// The target of the symbolic link at `path` (absolute in the image), as
+/// stored, even when it is absolute. [`Image`](crate::image::Image) uses it
+/// to resolve links inside the image; plugins rarely need it directly.
+///
+/// # Errors
+///
+/// `path` is not a link, or cannot be read.
+pub fn read_link(image: &crate::image::Image, path: &str) -> Result<String, String> {
+    imp::read_link(image, path)
+}
+
 /// Fetches a URL with GET through the host.
 ///
 /// # Errors
@@ -109,6 +120,11 @@ mod imp {
         wit::log(level, message);
     }
 
+    pub fn read_link(_image: &crate::image::Image, path: &str) -> Result<String, String> {
+        // WASI refuses to return absolute targets, so the host reads links.
+        wit::read_link(path)
+    }
+
     pub fn fetch(url: &str, headers: &[(&str, &str)]) -> Result<Response, FetchError> {
         let headers: Vec<(String, String)> = headers
             .iter()
@@ -133,6 +149,13 @@ mod imp {
 
     pub fn log(level: Level, message: &str) {
         eprintln!("[{level:?}] {message}");
+    }
+
+    pub fn read_link(image: &crate::image::Image, path: &str) -> Result<String, String> {
+        let host = image.root().join(path.trim_start_matches('/'));
+        std::fs::read_link(&host)
+            .map(|t| t.to_string_lossy().into_owned())
+            .map_err(|e| format!("{path}: {e}"))
     }
 
     pub fn fetch(url: &str, headers: &[(&str, &str)]) -> Result<Response, FetchError> {

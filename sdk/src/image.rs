@@ -9,6 +9,8 @@
 //! never climbs above it. (The WASI sandbox refuses absolute links outright,
 //! and images are full of them, such as `/etc/alternatives/*`.)
 
+use std::cell::RefCell;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use crate::Error;
@@ -55,19 +57,25 @@ pub struct Find<'a> {
 #[derive(Clone, Debug)]
 pub struct Image {
     root: PathBuf,
+    /// Image paths already seen to exist and not be links. The image does
+    /// not change while a plugin reads it, so [`Image::resolve`] need not
+    /// look at them again: every call resolves its whole path, and in the
+    /// sandbox each look is a call to the host.
+    plain: RefCell<HashSet<String>>,
 }
 
 impl Image {
     /// The image a plugin runs against: the root preopened at `/`.
     pub fn preopened() -> Image {
-        Image {
-            root: PathBuf::from("/"),
-        }
+        Image::at("/")
     }
 
     /// A directory standing in for an image, for native tests.
     pub fn at(root: impl Into<PathBuf>) -> Image {
-        Image { root: root.into() }
+        Image {
+            root: root.into(),
+            plain: RefCell::default(),
+        }
     }
 
     /// Splits an image path into its components, dropping `.` and empties.
@@ -101,12 +109,17 @@ impl Image {
                 continue;
             }
             done.push(c);
-            let here = self.host_path(&done.join("/"));
+            let joined = done.join("/");
+            if self.plain.borrow().contains(&joined) {
+                continue;
+            }
+            let here = self.host_path(&joined);
             let Ok(meta) = std::fs::symlink_metadata(&here) else {
                 // Missing: the rest cannot be links; keep it as written.
                 continue;
             };
             if !meta.file_type().is_symlink() {
+                self.plain.borrow_mut().insert(joined);
                 continue;
             }
             hops += 1;
@@ -115,9 +128,8 @@ impl Image {
                     "resolving /{path}: too many levels of links"
                 )));
             }
-            let target = std::fs::read_link(&here)
-                .map_err(|e| Error::Failed(format!("reading link /{}: {e}", done.join("/"))))?;
-            let target = target.to_string_lossy().into_owned();
+            let target = crate::host::read_link(self, &format!("/{}", done.join("/")))
+                .map_err(|e| Error::Failed(format!("reading link {e}")))?;
             done.pop();
             if target.starts_with('/') {
                 done.clear();
@@ -421,6 +433,25 @@ mod tests {
             "usr/lib/python3.11/site-packages"
         );
         assert!(image.is_dir("etc/py/site-packages/idna-3.3.dist-info"));
+    }
+
+    #[test]
+    fn resolving_again_answers_the_same_from_what_it_has_seen() {
+        let (_dir, image) = tree();
+        for _ in 0..2 {
+            assert_eq!(
+                image
+                    .resolve("etc/py/site-packages/idna-3.3.dist-info")
+                    .unwrap(),
+                "usr/lib/python3.11/site-packages/idna-3.3.dist-info"
+            );
+            assert_eq!(image.resolve("usr/lib/escape/x").unwrap(), "etc/x");
+        }
+        assert!(image.plain.borrow().contains("usr/lib/python3.11"));
+        assert!(
+            !image.plain.borrow().contains("etc/py"),
+            "links are never remembered as plain"
+        );
     }
 
     #[test]

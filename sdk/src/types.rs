@@ -182,6 +182,13 @@ impl Command {
         self.cwd = Some(dir.into());
         self
     }
+
+    /// Runs the command as this user (a name or uid of the image's
+    /// `/etc/passwd`) instead of root.
+    pub fn user(mut self, user: impl Into<String>) -> Self {
+        self.user = Some(user.into());
+        self
+    }
 }
 
 /// A file the host writes into the image.

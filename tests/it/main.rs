@@ -1,4 +1,9 @@
-//! End-to-end tests of salve: one test binary, one module per area.
+//! End-to-end tests of salve on real images and reports: one test binary,
+//! one module per area.
 
 mod exec;
+mod image;
+mod pip;
+mod plan;
 mod plugins;
+mod testbed;

@@ -9,6 +9,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use salve::plugin::{DetectOutcome, ImageContext, Limits, Options, Registry};
+use salve_tests::cli::salve;
 
 /// Builds the test plugins (once per test run) and returns the directory
 /// holding their `.wasm` files.
@@ -270,18 +271,6 @@ fn the_host_goes_on_after_every_misbehaviour() {
         example.compare("1.10", "1.9").unwrap(),
         std::cmp::Ordering::Greater
     );
-}
-
-/// The `salve` binary cargo built for this test run.
-fn salve() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("salve");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        bin.display()
-    );
-    Command::new(bin)
 }
 
 #[test]

@@ -37,6 +37,12 @@ pub const DEFAULT_CACHE: &str = "/var/tmp/salve-testbed";
 /// Where build steps see the build directory (CA bundle, scripts).
 const BUILD_MOUNT: &str = "/dev/salve-build";
 
+/// The environment every build step sources.
+const BUILD_ENV: &str = include_str!("scripts/build-env.sh");
+
+/// The scripts the builder runs in containers; part of every cache key.
+pub(crate) const SCRIPTS: [&str; 2] = [BUILD_ENV, debian::SCRIPT];
+
 /// An image that could not be built or loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -147,21 +153,12 @@ impl BuiltImage {
             recipe: self.name.clone(),
             source,
         };
-        let present = command::output(
-            "docker",
-            ["image", "inspect", "--format", "{{.Id}}", &self.tag],
-        )
-        .is_ok_and(|id| id.trim() == self.image_id);
+        let inspect = ["image", "inspect", "--format", "{{.Id}}", &self.tag];
+        let present = command::output("docker", inspect).is_ok_and(|id| id.trim() == self.image_id);
         if !present {
             tracing::debug!(image = %self.name, "loading the docker-archive into the daemon");
-            command::output(
-                "docker",
-                ["load", "--quiet", "--input"]
-                    .map(String::from)
-                    .into_iter()
-                    .chain([self.docker_archive.display().to_string()]),
-            )
-            .map_err(tool)?;
+            let archive = self.docker_archive.display().to_string();
+            command::output("docker", ["load", "--quiet", "--input", &archive]).map_err(tool)?;
         }
         Ok(())
     }
@@ -226,6 +223,8 @@ pub fn build(name: &str) -> Result<BuiltImage, Error> {
         return Ok(image);
     }
 
+    remove_stale_staging(&root, &format!(".{name}-{key}."))?;
+
     let started = std::time::Instant::now();
     tracing::info!(image = name, %key, "building test image");
     let staging = tempfile::Builder::new()
@@ -248,6 +247,20 @@ pub fn build(name: &str) -> Result<BuiltImage, Error> {
         "built test image"
     );
     Ok(image.locate(&dir))
+}
+
+/// Removes staging directories that killed builds of this key left behind;
+/// the caller holds the key's lock, so none of them is in use.
+fn remove_stale_staging(root: &Path, prefix: &str) -> Result<(), Error> {
+    for entry in fs_err::read_dir(root)? {
+        let entry = entry?;
+        let stale = entry.file_name().to_string_lossy().starts_with(prefix);
+        if stale && entry.file_type()?.is_dir() {
+            tracing::debug!(dir = %entry.path().display(), "removing a killed build's staging directory");
+            fs_err::remove_dir_all(entry.path())?;
+        }
+    }
+    Ok(())
 }
 
 /// The image in `dir` if a complete build is there.
@@ -277,7 +290,7 @@ impl Builder<'_> {
         let work_tag = format!("salve-testbed/{name}:{}", self.key);
         let mount = self.staging.join("build");
         fs_err::create_dir_all(&mount)?;
-        fs_err::write(mount.join("env.sh"), include_str!("scripts/build-env.sh"))?;
+        fs_err::write(mount.join("env.sh"), BUILD_ENV)?;
         fs_err::write(mount.join("debian-updates.sh"), debian::SCRIPT)?;
         fs_err::copy(host_ca_bundle(), mount.join("ca.crt"))?;
 
@@ -285,7 +298,15 @@ impl Builder<'_> {
         match (parent, &self.recipe.debootstrap) {
             (None, Some(base)) => self.import_base(base, &work_tag)?,
             (Some(parent), None) => self.run_steps(parent, &work_tag, &mount)?,
-            _ => unreachable!("recipe::load checks that a recipe has a parent or a base"),
+            // recipe::load rejects these; say so rather than build nonsense.
+            _ => {
+                let problem = "needs either `parent` or `[debootstrap]`".to_owned();
+                return Err(recipe::Error::Invalid {
+                    name: name.clone(),
+                    problem,
+                }
+                .into());
+            }
         }
         self.docker(["tag", &work_tag, &self.recipe.tag])?;
 
@@ -299,6 +320,9 @@ impl Builder<'_> {
             &archive.display().to_string(),
             &self.recipe.tag,
         ])?;
+        // `docker save` writes mode 0600; other users' tests read it too.
+        let readable = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+        fs_err::set_permissions(&archive, readable)?;
         command::output(
             "skopeo",
             [

@@ -27,6 +27,7 @@
 //! ```
 
 pub mod advisories;
+pub mod cli;
 mod command;
 pub mod debian;
 pub mod images;

@@ -179,11 +179,15 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 impl Recipe {
-    /// The cache key: a hash of the builder version, this recipe and its
-    /// parents, so that editing any of them rebuilds the image.
+    /// The cache key: a hash of the builder version, the scripts the builder
+    /// runs in containers, this recipe and its parents, so that editing any
+    /// of them rebuilds the image.
     pub fn key(&self) -> Result<String, Error> {
         let mut hasher = Sha256::new();
         hasher.update(format!("salve-testbed builder {BUILDER_VERSION}\n"));
+        for script in crate::images::SCRIPTS {
+            hasher.update(script);
+        }
         hasher.update(&self.source);
         if let Some(parent) = &self.parent {
             hasher.update(load(parent)?.key()?);

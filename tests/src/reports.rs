@@ -148,20 +148,23 @@ pub fn trivy(
         }
     }
 
-    json!({
+    let mut report = json!({
         "SchemaVersion": 2,
         "Trivy": { "Version": "0.0.0-salve-testbed" },
         "ArtifactName": tag,
         "ArtifactType": "container_image",
         "Metadata": {
-            "OS": { "Family": "debian", "Name": os_name },
             "ImageID": inventory.image_id,
             "DiffIDs": inventory.layers.iter().map(|layer| &layer.diff_id).collect::<Vec<_>>(),
             "RepoTags": [tag],
             "ImageConfig": inventory.config,
         },
         "Results": results,
-    })
+    });
+    if inventory.debian_version.is_some() {
+        report["Metadata"]["OS"] = json!({ "Family": "debian", "Name": os_name });
+    }
+    report
 }
 
 fn result(target: &str, class: &str, kind: &str, mut vulnerabilities: Vec<Value>) -> Value {
@@ -375,4 +378,117 @@ pub fn counts(report: &Value) -> BTreeMap<(String, String, String), usize> {
             .or_default() += 1;
     }
     counts
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::advisories::Advisory;
+    use crate::debian::Update;
+    use crate::inventory::LayerId;
+
+    fn advisory(id: &str, aliases: &[&str], source: Source, ranges: &[(&str, &str)]) -> Advisory {
+        let ranges: Vec<Value> = ranges
+            .iter()
+            .map(|(introduced, fixed)| {
+                json!({ "type": "ECOSYSTEM", "events": [{ "introduced": introduced }, { "fixed": fixed }] })
+            })
+            .collect();
+        let record = json!({
+            "id": id,
+            "aliases": aliases,
+            "summary": "a title",
+            "affected": [{ "package": { "ecosystem": "PyPI", "name": "urllib3" }, "ranges": ranges }],
+            "database_specific": { "severity": "MODERATE" },
+        });
+        let advisory: Advisory = serde_json::from_value(record).expect("a valid record");
+        Advisory { source, ..advisory }
+    }
+
+    fn package(ecosystem: Ecosystem, name: &str, version: &str, path: &str) -> Package {
+        Package {
+            ecosystem,
+            name: name.to_owned(),
+            version: version.to_owned(),
+            path: path.to_owned(),
+            dir: String::new(),
+            layer: 0,
+            source: None,
+            arch: Some("amd64".to_owned()),
+        }
+    }
+
+    #[test]
+    fn findings_use_the_cve_join_every_fixed_branch_and_skip_duplicate_records() {
+        let database = Database {
+            advisories: vec![
+                advisory(
+                    "GHSA-g4mx-q9vg-27p4",
+                    &["CVE-2023-45803"],
+                    Source::Ghsa,
+                    &[("2.0.0", "2.0.7"), ("0", "1.26.18")],
+                ),
+                advisory(
+                    "PYSEC-2023-212",
+                    &["CVE-2023-45803"],
+                    Source::Pypa,
+                    &[("0", "1.26.18")],
+                ),
+            ],
+        };
+        let debian_fixed = "1:1.2.13.dfsg-1+deb12u1";
+        let updates = Updates {
+            packages: vec![Update {
+                package: "zlib1g".to_owned(),
+                installed: "1:1.2.13.dfsg-1".to_owned(),
+                candidate: debian_fixed.to_owned(),
+                suite: "oldstable-security".to_owned(),
+                source: "zlib".to_owned(),
+                fixes: BTreeMap::from([("CVE-2026-1".to_owned(), debian_fixed.to_owned())]),
+            }],
+        };
+        let metadata = "usr/local/lib/python3.11/dist-packages/urllib3-1.26.5.dist-info/METADATA";
+        let mut inventory = Inventory {
+            debian_version: Some("12.15".to_owned()),
+            image_id: "sha256:0".to_owned(),
+            architecture: "amd64".to_owned(),
+            config: json!({}),
+            layers: vec![LayerId {
+                digest: Some("sha256:1".to_owned()),
+                diff_id: "sha256:2".to_owned(),
+            }],
+            packages: vec![
+                package(Ecosystem::Pypi, "urllib3", "1.26.5", metadata),
+                package(
+                    Ecosystem::Debian,
+                    "zlib1g",
+                    "1:1.2.13.dfsg-1",
+                    "var/lib/dpkg/status",
+                ),
+            ],
+        };
+
+        let report = trivy("test:1", &inventory, &updates, &database, Classes::ALL);
+        let found = findings(&report);
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert_eq!(
+            (found[0].kind.as_str(), found[0].fixed.as_str()),
+            ("debian", debian_fixed)
+        );
+        assert_eq!(found[1].id, "CVE-2023-45803");
+        assert_eq!(found[1].fixed, "2.0.7, 1.26.18");
+        assert_eq!(found[1].path, metadata);
+        let python = &report["Results"][1]["Vulnerabilities"][0];
+        assert_eq!(python["VendorIDs"], json!(["GHSA-g4mx-q9vg-27p4"]));
+        assert_eq!(python["Severity"], "MEDIUM");
+        assert_eq!(python["Layer"]["DiffID"], "sha256:2");
+
+        // Once patched past the fixes, nothing is reported.
+        inventory.packages[0].version = "1.26.18".to_owned();
+        inventory.packages[1].version = debian_fixed.to_owned();
+        let report = trivy("test:1", &inventory, &updates, &database, Classes::ALL);
+        assert!(findings(&report).is_empty());
+    }
 }

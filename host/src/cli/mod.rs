@@ -1,8 +1,12 @@
 //! Command-line arguments and the subcommands.
 
+mod choices;
 pub mod logging;
+mod patch;
+mod plan;
 mod plugins;
 mod run;
+mod summary;
 
 use std::path::PathBuf;
 
@@ -86,6 +90,12 @@ impl Global {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Patch an image: move the vulnerable packages a report names to fixed
+    /// versions, inside the image, and write it plus one new layer.
+    Patch(patch::PatchArgs),
+    /// Show what salve would do for each finding of a report, without
+    /// changing any image.
+    Plan(plan::PlanArgs),
     /// List the loaded plugins: name, version, kind, report types, origin.
     Plugins(plugins::PluginsArgs),
     /// Run one command in an image and write the image plus what it
@@ -118,6 +128,8 @@ impl From<Exit> for std::process::ExitCode {
 /// Runs a parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<Exit> {
     match cli.command {
+        Command::Patch(args) => patch::run(&cli.global, &args),
+        Command::Plan(args) => plan::run(&cli.global, &args),
         Command::Plugins(args) => plugins::run(&cli.global, &args),
         Command::Run(args) => run::run(&cli.global, &args),
     }

@@ -8,11 +8,10 @@ use anyhow::{Context, bail};
 use clap::{Args, ValueEnum};
 use tracing::info;
 
-use salve::exec::native::Workspace;
-use salve::exec::{self, Deadline, Executor, ImageEnv, Network, RunSpec, Setup};
-use salve::image::{self, Destination, Patch, Platform, Reference};
-use salve::layer::{self, Compression};
-use salve::unpack::{self, LayerCache};
+use salve::exec::{self, Deadline, Executor, Network, RunSpec};
+use salve::image::{Destination, Patch, Platform, Reference};
+use salve::layer::Compression;
+use salve::session::Session;
 
 use super::{Exit, Global};
 
@@ -96,30 +95,11 @@ pub fn run(global: &Global, args: &RunArgs) -> anyhow::Result<Exit> {
     install_ctrl_c(&interrupt)?;
 
     // The image and its layers: a salve patch restarts from its base, with
-    // the previous patch's changes as the starting upper dir.
-    let img = image::open(
-        &args.image,
-        Some(&args.platform.clone().unwrap_or_else(Platform::host)),
-    )?;
-    let cache_dir = global.cache_dir();
-    let cache = LayerCache::new(&cache_dir)?;
-    let layers = cache.unpack_layers(img.base_layers())?;
-    let scratch = cache_dir.join("run");
-    fs_err::create_dir_all(&scratch)?;
-    let previous = tempfile::tempdir_in(&scratch)?;
-    let start = match img.previous_patch() {
-        Some(patch) => {
-            let upper = previous.path().join("upper");
-            unpack::into_dir(patch, &upper)
-                .with_context(|| format!("unpacking the previous patch {}", patch.digest()))?;
-            Some(upper)
-        }
-        None => None,
-    };
+    // the previous patch's changes as the starting point.
+    let mut session = Session::open(&args.image, args.platform.as_ref(), &global.cache_dir())?;
 
     // The run itself.
-    let config = img.config();
-    let mut setup = Setup::from_host(ImageEnv::new(config.env(), config.working_dir()));
+    let mut setup = session.setup();
     setup.network = match args.network {
         NetworkArg::Host => Network::Host,
         NetworkArg::None => Network::None,
@@ -137,7 +117,7 @@ pub fn run(global: &Global, args: &RunArgs) -> anyhow::Result<Exit> {
         user: args.user.clone(),
         timeout: None,
     };
-    let mut workspace = Workspace::new(&layers, start, &scratch, setup)?;
+    let mut workspace = session.workspace(setup)?;
     let mut task = workspace.task()?;
     let output = task.run(&spec)?;
     print_output(global, &output);
@@ -149,16 +129,13 @@ pub fn run(global: &Global, args: &RunArgs) -> anyhow::Result<Exit> {
     if interrupt.is_triggered() {
         bail!(exec::Error::Interrupted);
     }
-    let blobs = tempfile::tempdir_in(&scratch)?;
-    let new_layer = layer::write(upper.path(), args.compression, blobs.path())?;
-    let new_layer = (new_layer.entries > 0).then_some(new_layer);
+    let new_layer = session.layer(&upper, args.compression)?;
     let destination = match &args.output {
         Some(destination) => destination.clone(),
         None => default_destination(&args.image)?,
     };
     let patch = Patch::now(format!("salve run: {}", output.command));
-    let written = image::write(
-        &img,
+    let written = session.write(
         new_layer.as_ref(),
         &patch,
         &destination,
@@ -212,7 +189,7 @@ fn print_output(global: &Global, output: &exec::Output) {
 /// Ctrl-C raises the run's interrupt, so the running command is stopped and
 /// everything is cleaned up on the way out; a second Ctrl-C exits at once
 /// (what is left is swept by the next run).
-fn install_ctrl_c(interrupt: &exec::Interrupt) -> anyhow::Result<()> {
+pub(super) fn install_ctrl_c(interrupt: &exec::Interrupt) -> anyhow::Result<()> {
     let interrupt = interrupt.clone();
     ctrlc::set_handler(move || {
         if interrupt.is_triggered() {
@@ -224,7 +201,7 @@ fn install_ctrl_c(interrupt: &exec::Interrupt) -> anyhow::Result<()> {
 }
 
 /// The input's format and place, with `-patched` added to its file name.
-fn default_destination(input: &Reference) -> anyhow::Result<Destination> {
+pub(super) fn default_destination(input: &Reference) -> anyhow::Result<Destination> {
     let patched = |path: &Path| -> anyhow::Result<PathBuf> {
         let Some(stem) = path.file_stem() else {
             bail!("{input} has no file name to derive the output's from: pass -o DEST");
@@ -273,7 +250,7 @@ fn parse_env(s: &str) -> Result<(String, String), String> {
 }
 
 /// `90`, `90s`, `10m`, `1h`. Three units do not justify a dependency.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(super) fn parse_duration(s: &str) -> Result<Duration, String> {
     let (number, unit) = match s.find(|c: char| !c.is_ascii_digit()) {
         Some(at) => s.split_at(at),
         None => (s, "s"),

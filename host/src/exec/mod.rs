@@ -160,6 +160,16 @@ pub trait Task {
     /// steps write into it. It is never part of the new layer.
     fn staging_dir(&self) -> &Path;
 
+    /// The snapshot's files as its steps left them, for the plugins'
+    /// `detect` before the task is committed. Read it only: changes go
+    /// through [`run`](Task::run), [`write_file`](Task::write_file) and
+    /// [`remove`](Task::remove).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Poisoned`] when the snapshot is no longer mounted.
+    fn view(&self) -> Result<&Path, Error>;
+
     /// Keeps the snapshot's changes.
     ///
     /// # Errors

@@ -62,6 +62,9 @@ pub struct Setup {
     pub resolv_conf: Option<PathBuf>,
     /// Proxy variables added to every step's environment.
     pub proxy_env: Vec<(String, String)>,
+    /// Other variables every step gets (`SOURCE_DATE_EPOCH`), after the
+    /// image's and before the step's own.
+    pub env: Vec<(String, String)>,
     /// The image config's environment and working dir.
     pub image: ImageEnv,
     /// The time limit of a step that does not set its own.
@@ -87,6 +90,7 @@ impl Setup {
             ca_bundle: host_ca_bundle(),
             resolv_conf: resolv.is_file().then(|| resolv.to_path_buf()),
             proxy_env: proxy_from_env(),
+            env: Vec::new(),
             image,
             step_timeout: DEFAULT_STEP_TIMEOUT,
             deadline: None,
@@ -98,8 +102,9 @@ impl Setup {
 
 impl Setup {
     /// A step's environment as `NAME=value`: the image's `Env` (with a
-    /// default `PATH` when it has none), the proxy variables, the CA
-    /// variables, then the step's own; a later value wins.
+    /// default `PATH` when it has none), the proxy variables, the run's
+    /// own variables, the CA variables, then the step's own; a later value
+    /// wins.
     pub(crate) fn environment(&self, spec: &RunSpec) -> Vec<String> {
         let mut env: Vec<(&str, &str)> = vec![("PATH", DEFAULT_PATH)];
         let mut set = |name, value| match env.iter_mut().find(|(n, _)| *n == name) {
@@ -117,6 +122,7 @@ impl Setup {
         };
         for (name, value) in pairs(&self.image.env)
             .chain(pairs(&self.proxy_env))
+            .chain(pairs(&self.env))
             .chain(ca_vars)
             .chain(pairs(&spec.env))
         {

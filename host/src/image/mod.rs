@@ -278,15 +278,15 @@ pub enum Error {
     #[error("{source_path}: no image for platform {wanted}; it has: {available}")]
     NoPlatform {
         source_path: String,
-        wanted: Platform,
+        wanted: String,
         available: String,
     },
     /// The image's own platform is not the one requested.
     #[error("{source_path}: the image is for {found}, not {wanted}")]
     WrongPlatform {
         source_path: String,
-        wanted: Platform,
-        found: Platform,
+        wanted: String,
+        found: String,
     },
     /// The source holds several images and the reference did not say which.
     #[error("{source_path}: holds several images; pick one of: {available}")]
@@ -310,4 +310,608 @@ pub enum Error {
     /// The destination exists and is not something salve may add to.
     #[error("{path}: exists and is not an OCI layout; remove it or pick another output")]
     DestinationExists { path: PathBuf },
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::fixture::{layout, tar_of};
+    use super::*;
+
+    fn two_layers() -> Vec<Vec<u8>> {
+        vec![
+            tar_of(&[("etc/", b""), ("etc/a", b"1")]),
+            tar_of(&[("etc/b", b"2")]),
+        ]
+    }
+
+    fn oci(dir: &Path, tag: Option<&str>) -> Reference {
+        Reference::OciLayout {
+            path: dir.to_owned(),
+            tag: tag.map(str::to_owned),
+        }
+    }
+
+    fn read_all(layer: &Layer) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        layer.open_tar().unwrap().read_to_end(&mut bytes).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn opens_layouts_of_every_compression() {
+        for compression in [Compression::Gzip, Compression::Zstd, Compression::None] {
+            let dir = tempfile::tempdir().unwrap();
+            layout(
+                dir.path(),
+                "1.0",
+                &two_layers(),
+                compression,
+                json!({"variant": null}),
+            );
+            let image = open(&oci(dir.path(), Some("1.0")), None).unwrap();
+            assert_eq!(image.layers().len(), 2);
+            assert_eq!(image.layers()[0].compression(), compression);
+            assert_eq!(
+                read_all(&image.layers()[1]),
+                two_layers()[1],
+                "{compression}"
+            );
+            assert_eq!(image.name().unwrap().tag, "1.0");
+            assert_eq!(image.config().env(), ["PATH=/usr/bin"]);
+            assert_eq!(image.annotations()["org.example.kept"], "yes");
+            assert!(image.previous_patch().is_none());
+        }
+    }
+
+    #[test]
+    fn a_missing_tag_lists_the_tags_there_are() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            dir.path(),
+            "1.0",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let err = open(&oci(dir.path(), Some("2.0")), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("2.0") && err.contains("1.0"), "{err}");
+    }
+
+    #[test]
+    fn bad_config_fields_name_the_blob_and_field() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            dir.path(),
+            "1",
+            &two_layers(),
+            Compression::Gzip,
+            json!({"config": {"Env": "x"}}),
+        );
+        let err = open(&oci(dir.path(), None), None).unwrap_err().to_string();
+        assert!(
+            err.contains("config sha256:") && err.contains("config.Env"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn diff_ids_must_match_the_layer_count() {
+        let dir = tempfile::tempdir().unwrap();
+        let extra = json!({"rootfs": {"type": "layers", "diff_ids": []}});
+        layout(dir.path(), "1", &two_layers(), Compression::Gzip, extra);
+        let err = open(&oci(dir.path(), None), None).unwrap_err().to_string();
+        assert!(
+            err.contains("rootfs.diff_ids") && err.contains("0 diff ids for 2 layers"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_tampered_manifest_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path(), "1", &two_layers(), Compression::Gzip, json!({}));
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(dir.path().join("index.json")).unwrap()).unwrap();
+        let digest = index["manifests"][0]["digest"].as_str().unwrap();
+        let path = dir.path().join("blobs/sha256").join(&digest[7..]);
+        let mut bytes = fs_err::read(&path).unwrap();
+        bytes.push(b' ');
+        fs_err::write(&path, bytes).unwrap();
+        assert!(matches!(
+            open(&oci(dir.path(), None), None),
+            Err(Error::DigestMismatch { .. })
+        ));
+    }
+
+    /// Turns a one-image layout into an index of two platforms (amd64 and arm64/v8).
+    fn multi_platform(dir: &Path) {
+        let index_path = dir.join("index.json");
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(&index_path).unwrap()).unwrap();
+        let manifest = index["manifests"][0].clone();
+        let mut entries = Vec::new();
+        for platform in [
+            json!({"os": "linux", "architecture": "amd64"}),
+            json!({"os": "linux", "architecture": "arm64", "variant": "v8"}),
+        ] {
+            let mut entry = manifest.clone();
+            entry.as_object_mut().unwrap().remove("annotations");
+            entry["platform"] = platform;
+            entries.push(entry);
+        }
+        let nested = serde_json::to_vec(&json!({
+            "schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": entries,
+        }))
+        .unwrap();
+        let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&nested));
+        fs_err::write(dir.join("blobs/sha256").join(&hex), &nested).unwrap();
+        let top = json!({"schemaVersion": 2, "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": format!("sha256:{hex}"), "size": nested.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"},
+        }]});
+        fs_err::write(&index_path, serde_json::to_vec(&top).unwrap()).unwrap();
+    }
+
+    #[test]
+    fn an_index_gives_the_requested_platform_or_lists_its_platforms() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path(), "x", &two_layers(), Compression::Gzip, json!({}));
+        multi_platform(dir.path());
+        let amd64: Platform = "linux/amd64".parse().unwrap();
+        assert!(open(&oci(dir.path(), Some("multi")), Some(&amd64)).is_ok());
+
+        let riscv: Platform = "linux/riscv64".parse().unwrap();
+        let err = open(&oci(dir.path(), Some("multi")), Some(&riscv))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no image for platform linux/riscv64")
+                && err.contains("linux/amd64, linux/arm64/v8"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_single_image_for_another_platform_is_refused_when_one_is_asked_for() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(dir.path(), "x", &two_layers(), Compression::Gzip, json!({}));
+        let arm: Platform = "linux/arm64".parse().unwrap();
+        let err = open(&oci(dir.path(), None), Some(&arm))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("linux/amd64") && err.contains("linux/arm64"),
+            "{err}"
+        );
+        assert!(
+            open(&oci(dir.path(), None), None).is_ok(),
+            "no --platform: taken as is"
+        );
+    }
+
+    #[test]
+    fn registry_and_daemon_sources_are_not_supported_yet() {
+        for reference in ["docker://debian:12", "docker-daemon:debian:12", "debian:12"] {
+            let err = open(&reference.parse().unwrap(), None).unwrap_err();
+            assert!(
+                matches!(err, Error::Unsupported { .. }),
+                "{reference}: {err}"
+            );
+        }
+    }
+
+    fn write_and_reopen(image: &Image, new: Option<&crate::layer::NewLayer>, dest: &str) -> Image {
+        let destination: Destination = dest.parse().unwrap();
+        write(
+            image,
+            new,
+            &Patch::now("test"),
+            &destination,
+            Some("repo/app:out"),
+        )
+        .unwrap();
+        let path = destination.path().display().to_string();
+        let reference = match destination {
+            Destination::OciLayout { .. } => format!("oci:{path}:out"),
+            Destination::OciArchive { .. } => format!("oci-archive:{path}"),
+            Destination::DockerArchive { .. } => path,
+        };
+        open(&reference.parse().unwrap(), None).unwrap()
+    }
+
+    #[test]
+    fn written_images_read_back_with_the_same_layers_plus_the_new_one() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            &dir.path().join("in"),
+            "1",
+            &two_layers(),
+            Compression::Zstd,
+            json!({}),
+        );
+        let image = open(&oci(&dir.path().join("in"), None), None).unwrap();
+        let upper = dir.path().join("upper");
+        fs_err::create_dir_all(upper.join("etc")).unwrap();
+        fs_err::write(upper.join("etc/c"), "3").unwrap();
+        let new =
+            crate::layer::write(&upper, Compression::Gzip, None, &dir.path().join("new")).unwrap();
+
+        let out = dir.path().display();
+        for dest in [
+            format!("oci:{out}/o"),
+            format!("oci-archive:{out}/o.tar"),
+            format!("docker-archive:{out}/d.tar"),
+        ] {
+            let back = write_and_reopen(&image, Some(&new), &dest);
+            assert_eq!(back.layers().len(), 3, "{dest}");
+            for (a, b) in image.layers().iter().zip(back.layers()) {
+                assert_eq!(
+                    (a.digest(), a.diff_id(), a.compression()),
+                    (b.digest(), b.diff_id(), b.compression())
+                );
+            }
+            assert_eq!(back.layers()[2].digest(), &new.digest);
+            assert_eq!(back.name().unwrap().to_string(), "repo/app:out");
+            assert_eq!(back.base_digest(), image.digest(), "{dest}");
+            assert_eq!(back.previous_patch().unwrap().diff_id(), &new.diff_id);
+            assert_eq!(back.config().labels()[BASE_LAYERS_LABEL], "2");
+        }
+        let manifest: serde_json::Value = {
+            let back = open(&format!("oci:{out}/o:out").parse().unwrap(), None).unwrap();
+            let hex = back.digest().digest().to_owned();
+            serde_json::from_slice(
+                &fs_err::read(dir.path().join("o/blobs/sha256").join(hex)).unwrap(),
+            )
+            .unwrap()
+        };
+        assert_eq!(manifest["annotations"]["org.example.kept"], "yes");
+        assert_eq!(
+            manifest["annotations"]["org.opencontainers.image.base.digest"],
+            image.digest().to_string()
+        );
+    }
+
+    #[test]
+    fn output_names_follow_the_tag_rules() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            dir.path(),
+            "1.0",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let image = open(&oci(dir.path(), None), None).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dest = |s: &str| -> Destination {
+            format!("oci:{}/{s}", out.path().display()).parse().unwrap()
+        };
+        let patch = Patch::now("t");
+
+        assert_eq!(
+            write(&image, None, &patch, &dest("a"), None)
+                .unwrap()
+                .name
+                .tag,
+            "1.0-patched"
+        );
+        assert_eq!(
+            write(&image, None, &patch, &dest("b"), Some("fixed"))
+                .unwrap()
+                .name
+                .tag,
+            "fixed"
+        );
+        assert_eq!(
+            write(&image, None, &patch, &dest("c:own"), Some("fixed"))
+                .unwrap()
+                .name
+                .tag,
+            "own"
+        );
+
+        // A docker-archive needs a repository, which this layout does not record.
+        let docker: Destination = format!("docker-archive:{}/d.tar", out.path().display())
+            .parse()
+            .unwrap();
+        let err = write(&image, None, &patch, &docker, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("-t NAME:1.0-patched"), "{err}");
+        assert!(!out.path().join("d.tar").exists());
+    }
+
+    #[test]
+    fn an_input_without_a_tag_needs_one() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            dir.path(),
+            "1.0",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let index_path = dir.path().join("index.json");
+        let mut index: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(&index_path).unwrap()).unwrap();
+        index["manifests"][0]
+            .as_object_mut()
+            .unwrap()
+            .remove("annotations");
+        fs_err::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+        let image = open(&oci(dir.path(), None), None).unwrap();
+        let out = tempfile::tempdir().unwrap();
+        let dest: Destination = format!("oci:{}/o", out.path().display()).parse().unwrap();
+        let err = write(&image, None, &Patch::now("t"), &dest, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("pass -t"), "{err}");
+    }
+
+    #[test]
+    fn writing_into_the_input_layout_adds_a_tag_and_keeps_the_original() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            dir.path(),
+            "1.0",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let image = open(&oci(dir.path(), None), None).unwrap();
+        let before: Vec<_> = fs_err::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        let dest: Destination = format!("oci:{}", dir.path().display()).parse().unwrap();
+        let written = write(&image, None, &Patch::now("t"), &dest, None).unwrap();
+        assert!(
+            written.bytes_written < 4096,
+            "only config, manifest and index: {}",
+            written.bytes_written
+        );
+
+        let original = open(&oci(dir.path(), Some("1.0")), None).unwrap();
+        assert_eq!(original.digest(), image.digest());
+        let patched = open(&oci(dir.path(), Some("1.0-patched")), None).unwrap();
+        assert_eq!(patched.digest(), &written.manifest_digest);
+        for path in before {
+            assert!(path.is_file(), "{} was removed", path.display());
+        }
+    }
+
+    #[test]
+    fn an_archive_over_its_own_input_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            &dir.path().join("in"),
+            "1",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let image = open(&oci(&dir.path().join("in"), None), None).unwrap();
+        let archive = dir.path().join("a.tar");
+        let dest: Destination = format!("oci-archive:{}", archive.display())
+            .parse()
+            .unwrap();
+        write(&image, None, &Patch::now("t"), &dest, None).unwrap();
+        let from_archive = open(
+            &format!("oci-archive:{}", archive.display())
+                .parse()
+                .unwrap(),
+            None,
+        )
+        .unwrap();
+        let before = fs_err::read(&archive).unwrap();
+        let err = write(&from_archive, None, &Patch::now("t"), &dest, Some("x")).unwrap_err();
+        assert!(matches!(err, Error::OutputIsInput(_)), "{err}");
+        assert_eq!(fs_err::read(&archive).unwrap(), before);
+    }
+
+    #[test]
+    fn a_failed_write_leaves_nothing_where_the_output_should_be() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            &dir.path().join("in"),
+            "1",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let image = open(&oci(&dir.path().join("in"), None), None).unwrap();
+        // Corrupt a layer blob after opening: copying it fails its digest check.
+        let blob = dir
+            .path()
+            .join("in/blobs/sha256")
+            .join(image.layers()[1].digest().digest());
+        let mut bytes = fs_err::read(&blob).unwrap();
+        bytes[0] ^= 0xff;
+        fs_err::write(&blob, bytes).unwrap();
+
+        let out = tempfile::tempdir().unwrap();
+        for dest in ["docker-archive:{}/d.tar:repo/x:1", "oci-archive:{}/o.tar"] {
+            let dest = dest.replace("{}", &out.path().display().to_string());
+            let dest: Destination = dest.parse().unwrap();
+            let err = write(&image, None, &Patch::now("t"), &dest, None).unwrap_err();
+            assert!(matches!(err, Error::DigestMismatch { .. }), "{dest}: {err}");
+        }
+        assert_eq!(
+            fs_err::read_dir(out.path()).unwrap().count(),
+            0,
+            "no output, no temp files"
+        );
+    }
+
+    #[test]
+    fn a_failed_layout_write_leaves_no_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            &dir.path().join("in"),
+            "1",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let image = open(&oci(&dir.path().join("in"), None), None).unwrap();
+        let upper = dir.path().join("upper");
+        fs_err::create_dir_all(&upper).unwrap();
+        fs_err::write(upper.join("f"), "x").unwrap();
+        let new =
+            crate::layer::write(&upper, Compression::Gzip, None, &dir.path().join("new")).unwrap();
+        fs_err::remove_file(&new.path).unwrap();
+
+        let out = tempfile::tempdir().unwrap();
+        let dest: Destination = format!("oci:{}/layout", out.path().display())
+            .parse()
+            .unwrap();
+        let err = write(&image, Some(&new), &Patch::now("t"), &dest, None).unwrap_err();
+        assert!(
+            err.to_string().contains(&new.path.display().to_string()),
+            "{err}"
+        );
+        assert_eq!(
+            fs_err::read_dir(out.path()).unwrap().count(),
+            0,
+            "no output, no temp dir"
+        );
+    }
+
+    /// Appends a non-distributable layer, present only as a descriptor, to a fixture image.
+    fn add_foreign_layer(dir: &Path) -> (String, String) {
+        let put = |bytes: &[u8]| {
+            let hex = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(bytes));
+            fs_err::write(dir.join("blobs/sha256").join(&hex), bytes).unwrap();
+            (format!("sha256:{hex}"), bytes.len())
+        };
+        let read = |digest: &str| -> serde_json::Value {
+            serde_json::from_slice(
+                &fs_err::read(dir.join("blobs/sha256").join(&digest[7..])).unwrap(),
+            )
+            .unwrap()
+        };
+        let index_path = dir.join("index.json");
+        let mut index: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(&index_path).unwrap()).unwrap();
+        let mut manifest = read(index["manifests"][0]["digest"].as_str().unwrap());
+        let mut config = read(manifest["config"]["digest"].as_str().unwrap());
+
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        let diff_id = format!("sha256:{}", "cd".repeat(32));
+        config["rootfs"]["diff_ids"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!(diff_id));
+        let (config_digest, config_size) = put(&serde_json::to_vec(&config).unwrap());
+        manifest["config"]["digest"] = json!(config_digest);
+        manifest["config"]["size"] = json!(config_size);
+        manifest["layers"].as_array_mut().unwrap().push(json!({
+            "mediaType": "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip",
+            "digest": digest, "size": 12345, "urls": ["https://example.invalid/layer"],
+        }));
+        let (manifest_digest, manifest_size) = put(&serde_json::to_vec(&manifest).unwrap());
+        index["manifests"][0]["digest"] = json!(manifest_digest);
+        index["manifests"][0]["size"] = json!(manifest_size);
+        fs_err::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+        (digest, diff_id)
+    }
+
+    #[test]
+    fn foreign_layers_pass_through_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            &dir.path().join("in"),
+            "1",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let (digest, diff_id) = add_foreign_layer(&dir.path().join("in"));
+        let image = open(&oci(&dir.path().join("in"), None), None).unwrap();
+        let foreign = &image.layers()[2];
+        assert!(foreign.is_foreign() && !foreign.has_blob());
+        assert!(matches!(foreign.open(), Err(Error::MissingBlob { .. })));
+
+        let layout_out = dir.path().join("out");
+        let dest = Destination::OciLayout {
+            path: layout_out.clone(),
+            tag: None,
+        };
+        let written = write(&image, None, &Patch::now("t"), &dest, None).unwrap();
+        let manifest: serde_json::Value = serde_json::from_slice(
+            &fs_err::read(
+                layout_out
+                    .join("blobs/sha256")
+                    .join(written.manifest_digest.digest()),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        let layer = &manifest["layers"][2];
+        assert_eq!(layer["digest"], digest);
+        assert_eq!(layer["urls"][0], "https://example.invalid/layer");
+        assert_eq!(
+            layer["mediaType"],
+            "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip"
+        );
+        assert!(!layout_out.join("blobs/sha256").join(&digest[7..]).exists());
+
+        let archive = dir.path().join("d.tar");
+        let dest = Destination::DockerArchive {
+            path: archive.clone(),
+            name: Some("r/x:1".into()),
+        };
+        write(&image, None, &Patch::now("t"), &dest, None).unwrap();
+        let mut tar = tar::Archive::new(fs_err::File::open(&archive).unwrap());
+        let manifest_json = tar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("manifest.json"))
+            .map(|mut e| {
+                let mut s = String::new();
+                e.read_to_string(&mut s).unwrap();
+                s
+            })
+            .unwrap();
+        let docker: serde_json::Value = serde_json::from_str(&manifest_json).unwrap();
+        assert_eq!(docker[0]["LayerSources"][&diff_id]["digest"], digest);
+    }
+
+    #[test]
+    fn a_bare_path_is_sniffed() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            &dir.path().join("in"),
+            "1",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let path_ref = Reference::Path(dir.path().join("in"));
+        assert_eq!(open(&path_ref, None).unwrap().layers().len(), 2);
+        let image = open(&path_ref, None).unwrap();
+        for (dest, file) in [
+            ("docker-archive:{}/d.tar:r/x:1", "d.tar"),
+            ("oci-archive:{}/o.tar", "o.tar"),
+        ] {
+            let dest: Destination = dest
+                .replace("{}", &dir.path().display().to_string())
+                .parse()
+                .unwrap();
+            write(&image, None, &Patch::now("t"), &dest, None).unwrap();
+            let sniffed = open(&Reference::Path(dir.path().join(file)), None).unwrap();
+            assert_eq!(sniffed.layers().len(), 2, "{file}");
+        }
+        let err = open(&Reference::Path(dir.path().join("in/oci-layout")), None).unwrap_err();
+        assert!(matches!(err, Error::UnknownFormat { .. }), "{err}");
+    }
 }

@@ -325,7 +325,7 @@ fn select_platform(
     available.dedup();
     Err(Error::NoPlatform {
         source_path: source.to_owned(),
-        wanted,
+        wanted: wanted.to_string(),
         available: if available.is_empty() {
             "(none)".to_owned()
         } else {
@@ -345,8 +345,8 @@ fn check_platform(source: &str, config: &Config, wanted: Option<&Platform>) -> R
         true => Ok(()),
         false => Err(Error::WrongPlatform {
             source_path: source.to_owned(),
-            wanted: wanted.clone(),
-            found,
+            wanted: wanted.to_string(),
+            found: found.to_string(),
         }),
     }
 }
@@ -572,18 +572,16 @@ fn archive_layer(
         source,
     })?;
     let compression = Compression::sniff(&magic[..read]);
-    let digest = match (compression, path.strip_prefix("blobs/sha256/")) {
-        (_, Some(hex)) if Digest::try_from(format!("sha256:{hex}")).is_ok() => {
-            Digest::try_from(format!("sha256:{hex}")).map_err(|_| unreachable_digest())?
-        }
-        (Compression::None, _) => diff_id.clone(),
-        _ => hash_stream(store.open(path)?, &store.describe(path))?,
+    // Docker 25+ names blobs by digest; older archives need the diff id or a hash.
+    let named = path
+        .strip_prefix("blobs/sha256/")
+        .and_then(|hex| Digest::try_from(format!("sha256:{hex}")).ok());
+    let digest = match (named, compression) {
+        (Some(digest), _) => digest,
+        (None, Compression::None) => diff_id.clone(),
+        (None, _) => hash_stream(store.open(path)?, &store.describe(path))?,
     };
-    let media_type = match compression {
-        Compression::None => MediaType::ImageLayer,
-        Compression::Gzip => MediaType::ImageLayerGzip,
-        Compression::Zstd => MediaType::ImageLayerZstd,
-    };
+    let media_type = compression.media_type();
     Ok(Layer {
         descriptor: Descriptor::new(media_type, size, digest),
         diff_id: diff_id.clone(),
@@ -592,14 +590,6 @@ fn archive_layer(
         blob: Some(path.to_owned()),
         store: Arc::clone(store),
     })
-}
-
-fn unreachable_digest() -> Error {
-    Error::InvalidField {
-        file: "docker-archive".to_owned(),
-        field: "Layers".to_owned(),
-        reason: "invalid blob path".to_owned(),
-    }
 }
 
 fn read_prefix(reader: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {

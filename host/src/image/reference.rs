@@ -55,15 +55,15 @@ impl FromStr for Reference {
             return Err(invalid("it is empty"));
         }
         if let Some(rest) = s.strip_prefix("oci:") {
-            let (path, tag) = split_tag(rest).map_err(|r| invalid(r))?;
+            let (path, tag) = split_tag(rest).map_err(invalid)?;
             return Ok(Reference::OciLayout { path, tag });
         }
         if let Some(rest) = s.strip_prefix("oci-archive:") {
-            let (path, tag) = split_tag(rest).map_err(|r| invalid(r))?;
+            let (path, tag) = split_tag(rest).map_err(invalid)?;
             return Ok(Reference::OciArchive { path, tag });
         }
         if let Some(rest) = s.strip_prefix("docker-archive:") {
-            let (path, name) = split_name(rest).map_err(|r| invalid(r))?;
+            let (path, name) = split_name(rest).map_err(invalid)?;
             return Ok(Reference::DockerArchive { path, name });
         }
         if let Some(rest) = s.strip_prefix("docker://") {
@@ -92,15 +92,15 @@ impl FromStr for Destination {
             reason: reason.to_owned(),
         };
         if let Some(rest) = s.strip_prefix("oci:") {
-            let (path, tag) = split_tag(rest).map_err(|r| invalid(r))?;
+            let (path, tag) = split_tag(rest).map_err(invalid)?;
             return Ok(Destination::OciLayout { path, tag });
         }
         if let Some(rest) = s.strip_prefix("oci-archive:") {
-            let (path, tag) = split_tag(rest).map_err(|r| invalid(r))?;
+            let (path, tag) = split_tag(rest).map_err(invalid)?;
             return Ok(Destination::OciArchive { path, tag });
         }
         if let Some(rest) = s.strip_prefix("docker-archive:") {
-            let (path, name) = split_name(rest).map_err(|r| invalid(r))?;
+            let (path, name) = split_name(rest).map_err(invalid)?;
             return Ok(Destination::DockerArchive { path, name });
         }
         if s.starts_with("docker://") || s.starts_with("docker-daemon:") {

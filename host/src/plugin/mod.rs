@@ -567,3 +567,18 @@ impl Plugin {
         Ok(outcome)
     }
 }
+
+/// The policy orders a package's versions through its own plugin.
+impl crate::policy::Versions for Plugin {
+    fn parse(&self, version: &str) -> Result<VersionInfo, String> {
+        self.parse_version(version).map_err(|e| e.to_string())
+    }
+
+    fn compare(&self, a: &str, b: &str) -> Result<std::cmp::Ordering, String> {
+        Plugin::compare(self, a, b).map_err(|e| e.to_string())
+    }
+
+    fn classify(&self, a: &str, b: &str) -> Result<Bump, String> {
+        Plugin::classify(self, a, b).map_err(|e| e.to_string())
+    }
+}

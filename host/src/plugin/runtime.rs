@@ -293,7 +293,19 @@ impl Runtime {
                 )));
             }
         }
+        let image = match setup.root {
+            Some(root) => {
+                match cap_std::fs::Dir::open_ambient_dir(root, cap_std::ambient_authority()) {
+                    Ok(dir) => Some(dir),
+                    Err(e) => {
+                        return Err(CallError::Trap(format!("opening {}: {e}", root.display())));
+                    }
+                }
+            }
+            None => None,
+        };
         let state = State {
+            image,
             wasi: wasi.build(),
             table: ResourceTable::new(),
             limiter: MemoryBudget {
@@ -402,6 +414,8 @@ fn store_compiled(path: &Path, compiled: &[u8]) {
 
 /// The store data of one call.
 pub(crate) struct State {
+    /// The image root, for `read-link`.
+    image: Option<cap_std::fs::Dir>,
     wasi: WasiCtx,
     table: ResourceTable,
     limiter: MemoryBudget,
@@ -471,6 +485,20 @@ impl bindings::salve::plugin::host::Host for State {
             LogLevel::Warn => tracing::warn!(plugin, "{message}"),
             LogLevel::Error => tracing::error!(plugin, "{message}"),
         }
+    }
+
+    fn read_link(&mut self, path: String) -> Result<String, String> {
+        let Some(image) = &self.image else {
+            return Err("no image is open in this call".into());
+        };
+        let relative = path.trim_start_matches('/');
+        if relative.is_empty() {
+            return Err("the image root is not a link".into());
+        }
+        image
+            .read_link_contents(relative)
+            .map(|target| target.to_string_lossy().into_owned())
+            .map_err(|e| format!("{path}: {e}"))
     }
 
     fn fetch(

@@ -329,12 +329,16 @@ impl<'a> Snapshot<'a> {
     /// The bind mounts of a step: staging, CA bundle, resolver config.
     fn binds(&self) -> Vec<Bind> {
         let setup = &self.workspace.setup;
-        // Read-only: a command that planted a symlink there could steer the
-        // host's later fetches into its own files.
+        // Writable: steps use it as scratch space (pip's TMPDIR and reports).
+        // A command could plant a symlink there, so the host's own writes
+        // into it never follow one out: fetches land through a fresh
+        // temporary file renamed into place, and files the plan writes go
+        // through a capability handle rooted at the staging dir
+        // (`patch::apply`).
         let mut binds = vec![Bind {
             source: self.staging.clone(),
             destination: STAGING_DIR.into(),
-            writable: false,
+            writable: true,
         }];
         if let Some(ca) = &setup.ca_bundle {
             binds.push(Bind {
@@ -465,6 +469,10 @@ impl Task for Snapshot<'_> {
 
     fn staging_dir(&self) -> &Path {
         &self.staging
+    }
+
+    fn view(&self) -> Result<&Path, Error> {
+        self.merged()
     }
 
     fn commit(mut self: Box<Self>) -> Result<(), Error> {

@@ -1,0 +1,250 @@
+//! `salve patch`: the main job.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::Args;
+
+use salve::exec::{self, CA_BUNDLE, Deadline, Executor, Network, STAGING_DIR};
+use salve::image::{Destination, Patch, Platform, Reference};
+use salve::layer::Compression;
+use salve::patch::{self, Entry, Status};
+use salve::plugin::{PlanContext, Registry};
+use salve::{fetch, session::Session};
+
+use super::choices::Choices;
+use super::run::{NetworkArg, default_destination, install_ctrl_c, parse_duration};
+use super::{Exit, Global, summary};
+
+/// Arguments of `salve patch`.
+#[derive(Debug, Args)]
+pub struct PatchArgs {
+    /// The image: oci:DIR[:TAG], oci-archive:PATH[:TAG],
+    /// docker-archive:PATH[:NAME:TAG], or a path.
+    #[arg(short, long, value_name = "IMAGE")]
+    pub image: Reference,
+
+    /// Reports and bounds.
+    #[command(flatten)]
+    pub choices: Choices,
+
+    /// Where to write the patched image: oci:DIR[:TAG],
+    /// oci-archive:PATH[:TAG] or docker-archive:PATH[:NAME:TAG] [default:
+    /// the input's format, next to it, with `-patched` added to its name].
+    #[arg(short, long, value_name = "DEST")]
+    pub output: Option<Destination>,
+
+    /// The patched image's tag (`TAG` or `NAME:TAG`) [default: the input's
+    /// tag with `-patched` appended].
+    #[arg(short, long, value_name = "TAG")]
+    pub tag: Option<String>,
+
+    /// The platform to pick from a multi-platform image [default: the
+    /// host's].
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    pub platform: Option<Platform>,
+
+    /// Report a package or ecosystem that fails and go on with the rest;
+    /// the exit code is then 3.
+    #[arg(long)]
+    pub ignore_errors: bool,
+
+    /// A time limit for the whole run (`90s`, `30m`): past it, the running
+    /// step is killed and nothing is written.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub timeout: Option<Duration>,
+
+    /// The time limit of one step.
+    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
+    pub step_timeout: Duration,
+
+    /// The network steps get: the host's, or none (for plans that fetch
+    /// nothing).
+    #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
+    pub network: NetworkArg,
+
+    /// A CA bundle that installers in the image (and salve's own index
+    /// lookups) trust, for TLS-intercepting proxies [default: the host's].
+    #[arg(long, value_name = "FILE")]
+    pub ca_bundle: Option<PathBuf>,
+
+    /// How to compress the new layer: gzip, zstd or none.
+    #[arg(long, default_value = "gzip", value_name = "ALGORITHM")]
+    pub compression: Compression,
+}
+
+/// Patches the image.
+pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
+    let interrupt = exec::Interrupt::new();
+    install_ctrl_c(&interrupt)?;
+
+    // Inputs first, so bad flags and reports fail before any work.
+    let options = args.choices.options(args.ignore_errors)?;
+    let reports = args.choices.read_reports()?;
+    let destination = match &args.output {
+        Some(d) => d.clone(),
+        None => default_destination(&args.image)?,
+    };
+    let fetcher = fetch::Client::new(args.ca_bundle.as_deref())?;
+    let mut plugin_options = global.plugin_options();
+    plugin_options.fetcher = Some(fetcher.clone());
+    let registry = Registry::load(&plugin_options)?;
+    for failure in registry.failures() {
+        tracing::warn!("plugin not loaded: {failure}");
+    }
+
+    // The image and a workspace over it.
+    let mut session = Session::open(&args.image, args.platform.as_ref(), &global.cache_dir())?;
+    let mut setup = session.setup();
+    setup.network = match args.network {
+        NetworkArg::Host => Network::Host,
+        NetworkArg::None => Network::None,
+    };
+    if let Some(ca) = &args.ca_bundle {
+        setup.ca_bundle = Some(ca.clone());
+    }
+    setup.step_timeout = args.step_timeout;
+    setup.deadline = args.timeout.map(Deadline::after);
+    setup.interrupt = interrupt.clone();
+    let image_context = session.context();
+    let plan_context = |sources: Vec<String>| PlanContext {
+        image: image_context.clone(),
+        staging_dir: STAGING_DIR.to_string(),
+        ca_bundle: setup.ca_bundle.as_ref().map(|_| CA_BUNDLE.to_string()),
+        sources,
+        network: setup.network == Network::Host,
+    };
+    let routed = patch::route(&reports, &registry, &options);
+    let mut entries: Vec<Entry> = Vec::new();
+    let mut committed = 0;
+    let mut workspace = session.workspace(setup.clone())?;
+
+    // Each ecosystem in turn: detect, decide, plan, apply.
+    for (plugin, findings) in &routed.groups {
+        let view = workspace.view()?.to_path_buf();
+        let mut prober = |p: &salve::plugin::Probe| patch::probe(&mut workspace, p);
+        let installed = match patch::detect(plugin, &view, &image_context, Some(&mut prober)) {
+            Ok(found) => found,
+            Err(patch::Error::Plugin(e)) if args.ignore_errors => {
+                entries.extend(failed_ecosystem(
+                    &plugin.info().name,
+                    findings,
+                    &e.to_string(),
+                ));
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let (decided, others) = patch::decide(plugin, findings, &installed, &options);
+        entries.extend(others);
+        let context = plan_context(options.sources_for(plugin).as_slice().to_vec());
+        let applied = patch::apply(
+            plugin,
+            decided,
+            &mut workspace,
+            &context,
+            &fetcher,
+            &options,
+        )?;
+        committed += applied.committed;
+        entries.extend(applied.entries);
+    }
+    entries.extend(routed.entries);
+    let upper = Box::new(workspace).finish()?;
+    if interrupt.is_triggered() {
+        bail!(exec::Error::Interrupted);
+    }
+
+    // One new layer, or nothing to write.
+    let layer = if committed > 0 {
+        session.layer(&upper, args.compression)?
+    } else {
+        None
+    };
+    let written = match &layer {
+        Some(layer) => {
+            let patch = Patch {
+                comment: history(&entries),
+                labels: Default::default(),
+                created: session.epoch(),
+            };
+            let written = session.write(Some(layer), &patch, &destination, args.tag.as_deref())?;
+            Some(written)
+        }
+        None => None,
+    };
+
+    // The summary.
+    let failed = entries.iter().any(|e| e.status == Status::Failed);
+    if global.json {
+        let image = written.as_ref().map(|w| {
+            serde_json::json!({
+                "name": w.name.to_string(),
+                "destination": destination.to_string(),
+                "manifest_digest": w.manifest_digest.to_string(),
+                "config_digest": w.config_digest.to_string(),
+                "layers": w.layers,
+            })
+        });
+        let doc = serde_json::json!({ "image": image, "entries": entries });
+        println!("{}", serde_json::to_string_pretty(&doc)?);
+    } else {
+        print!("{}", summary::table(&entries));
+        if !global.quiet {
+            match &written {
+                Some(w) => eprintln!(
+                    "wrote {} to {destination} ({}, one patch layer of {} bytes)",
+                    w.name,
+                    w.manifest_digest,
+                    layer.as_ref().map_or(0, |l| l.size)
+                ),
+                None => eprintln!("nothing was changed, so no image was written"),
+            }
+        }
+    }
+    Ok(if failed { Exit::Partial } else { Exit::Success })
+}
+
+/// Entries for the findings of an ecosystem whose plugin failed.
+fn failed_ecosystem(name: &str, findings: &[salve::report::Finding], reason: &str) -> Vec<Entry> {
+    salve::report::group(findings)
+        .into_iter()
+        .map(|p| {
+            let ids: Vec<String> = p.findings.iter().map(|f| f.vulnerability.clone()).collect();
+            let location = p.path.map(|x| format!("/{x}")).unwrap_or_default();
+            Entry::bare(name, p.name, &location, p.installed).left_open(
+                Status::Failed,
+                reason.to_string(),
+                &ids,
+            )
+        })
+        .collect()
+}
+
+/// The history comment of the new layer: what moved.
+fn history(entries: &[Entry]) -> String {
+    let moves: Vec<String> = entries
+        .iter()
+        .filter(|e| e.status == Status::Updated)
+        .map(|e| {
+            format!(
+                "{} {} {} -> {}",
+                e.ecosystem,
+                e.package,
+                e.installed,
+                e.target.as_deref().unwrap_or("?")
+            )
+        })
+        .collect();
+    let mut comment = format!("salve {}: {}", env!("CARGO_PKG_VERSION"), moves.join(", "));
+    if comment.len() > 2000 {
+        let cut = comment
+            .char_indices()
+            .nth(1990)
+            .map_or(comment.len(), |(i, _)| i);
+        comment.truncate(cut);
+        comment.push_str(" ...");
+    }
+    comment
+}

@@ -1,1 +1,0 @@
-//! Choosing the version each vulnerable package moves to.
