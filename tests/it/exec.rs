@@ -519,6 +519,11 @@ fn steps_run_as_root_in_the_image_env_unless_they_say_otherwise() {
         "user `no-such-user`: no such user in the image's /etc/passwd"
     );
 
+    let empty = workspace
+        .probe(&RunSpec::new(Vec::<String>::new()))
+        .unwrap_err();
+    assert_eq!(empty.to_string(), "a step has an empty command");
+
     let missing = workspace.probe(&RunSpec::new(["no-such-program"])).unwrap();
     assert_eq!(missing.exit, Exit::Code(127));
     let said = &missing.stderr_tail;

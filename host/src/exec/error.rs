@@ -119,6 +119,10 @@ pub enum Error {
         message: String,
     },
 
+    /// A step without a program to run.
+    #[error("a step has an empty command")]
+    EmptyCommand,
+
     /// A path inside the image that salve cannot use.
     #[error("path `{path}` in the image: {reason}")]
     ImagePath {

@@ -156,8 +156,10 @@ pub trait Task {
     /// As [`write_file`](Task::write_file).
     fn remove(&mut self, path: &str) -> Result<bool, Error>;
 
-    /// The host dir that commands see, read-only, at [`STAGING_DIR`]; fetch
-    /// steps write into it. It is never part of the new layer.
+    /// The host dir that commands see at [`STAGING_DIR`]: fetch steps write
+    /// into it, and commands may use it as scratch space. It is never part
+    /// of the new layer. Commands can plant symlinks in it, so the host
+    /// writes into it only through a fresh file renamed into place.
     fn staging_dir(&self) -> &Path;
 
     /// The snapshot's files as its steps left them, for the plugins'

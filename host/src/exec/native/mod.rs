@@ -403,11 +403,7 @@ impl Task for Snapshot<'_> {
             });
         }
         let Some(program) = spec.argv.first() else {
-            return Err(Error::Runtime {
-                runtime: setup.runtime.clone(),
-                command: String::new(),
-                message: "the step has an empty command".into(),
-            });
+            return Err(Error::EmptyCommand);
         };
 
         // The process: user from the image's accounts, env, working dir.
