@@ -432,7 +432,7 @@ fn a_zstd_patch_layer_makes_a_valid_docker_archive() {
     let input = open(&built.oci_ref());
     let dirs = tempfile::tempdir().unwrap();
     let upper = upper_dir(dirs.path());
-    let new = layer::write(&upper, Compression::Zstd, &dirs.path().join("blobs")).unwrap();
+    let new = layer::write(&upper, Compression::Zstd, None, &dirs.path().join("blobs")).unwrap();
     let archive = dirs.path().join("zstd.tar");
     let name = "salve-e2e/python:zstd";
     let destination = Destination::DockerArchive {
