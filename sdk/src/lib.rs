@@ -193,6 +193,11 @@ impl From<std::io::Error> for Error {
 #[macro_export]
 macro_rules! export_plugin {
     ($plugin:ty) => {
+        // Natively nothing is exported, but the plugin counts as used, so
+        // its code does not warn as dead in native builds and tests.
+        #[cfg(not(target_arch = "wasm32"))]
+        const _: fn() -> $crate::PluginInfo = <$plugin as $crate::Plugin>::info;
+
         #[cfg(target_arch = "wasm32")]
         const _: () = {
             use $crate::__private::bindings::exports::salve::plugin::plugin as iface;

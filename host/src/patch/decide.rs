@@ -25,6 +25,9 @@ pub struct Decided {
     pub entry: Entry,
 }
 
+/// Runs one probe command in the image and answers it.
+pub type Prober<'a> = &'a mut dyn FnMut(&Probe) -> Result<ProbeResult, crate::exec::Error>;
+
 /// What the plugin's `detect` finds under `root`, running the probes it
 /// asks for through `prober`.
 ///
@@ -35,7 +38,7 @@ pub fn detect(
     plugin: &Plugin,
     root: &Path,
     context: &ImageContext,
-    mut prober: Option<&mut dyn FnMut(&Probe) -> Result<ProbeResult, crate::exec::Error>>,
+    mut prober: Option<Prober<'_>>,
 ) -> Result<Vec<InstalledPackage>, Error> {
     let mut answers: Vec<ProbeResult> = Vec::new();
     for _ in 0..MAX_PROBE_ROUNDS {
@@ -45,7 +48,7 @@ pub fn detect(
                 let Some(run) = prober.as_mut() else {
                     return Err(Error::ProbesWithoutImage(plugin.label().to_string()));
                 };
-                answers = probes.iter().map(|p| run(p)).collect::<Result<_, _>>()?;
+                answers = probes.iter().map(&mut **run).collect::<Result<_, _>>()?;
             }
         }
     }
@@ -220,7 +223,7 @@ fn select(
         vulnerabilities: &vulnerabilities,
         releases: releases.as_deref(),
         kind: info.kind,
-        always_latest: info.always_latest.iter().any(|k| *k == copy.key),
+        always_latest: info.always_latest.contains(&copy.key),
         options: options.policy,
     });
     tracing::debug!(
