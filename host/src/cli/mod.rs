@@ -6,6 +6,7 @@ mod patch;
 mod plan;
 mod plugins;
 mod run;
+mod sandbox;
 mod summary;
 
 use std::path::PathBuf;

@@ -1,77 +1,37 @@
 //! `salve patch`: the main job.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use anyhow::bail;
 use clap::Args;
 
-use salve::exec::{self, CA_BUNDLE, Deadline, Executor, Network, STAGING_DIR};
-use salve::image::{Destination, Patch, Platform, Reference};
-use salve::layer::Compression;
+use salve::exec::{self, CA_BUNDLE, Executor, Network, STAGING_DIR};
+use salve::image::Patch;
 use salve::patch::{self, Entry, Status};
 use salve::plugin::{PlanContext, Registry};
 use salve::{fetch, session::Session};
 
 use super::choices::Choices;
-use super::run::{NetworkArg, default_destination, install_ctrl_c, parse_duration};
+use super::sandbox::{ImageArgs, SandboxArgs, install_ctrl_c};
 use super::{Exit, Global, summary};
 
 /// Arguments of `salve patch`.
 #[derive(Debug, Args)]
 pub struct PatchArgs {
-    /// The image: oci:DIR[:TAG], oci-archive:PATH[:TAG],
-    /// docker-archive:PATH[:NAME:TAG], or a path.
-    #[arg(short, long, value_name = "IMAGE")]
-    pub image: Reference,
+    /// The image in and out.
+    #[command(flatten)]
+    pub image: ImageArgs,
 
     /// Reports and bounds.
     #[command(flatten)]
     pub choices: Choices,
-
-    /// Where to write the patched image: oci:DIR[:TAG],
-    /// oci-archive:PATH[:TAG] or docker-archive:PATH[:NAME:TAG] [default:
-    /// the input's format, next to it, with `-patched` added to its name].
-    #[arg(short, long, value_name = "DEST")]
-    pub output: Option<Destination>,
-
-    /// The patched image's tag (`TAG` or `NAME:TAG`) [default: the input's
-    /// tag with `-patched` appended].
-    #[arg(short, long, value_name = "TAG")]
-    pub tag: Option<String>,
-
-    /// The platform to pick from a multi-platform image [default: the
-    /// host's].
-    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
-    pub platform: Option<Platform>,
 
     /// Report a package or ecosystem that fails and go on with the rest;
     /// the exit code is then 3.
     #[arg(long)]
     pub ignore_errors: bool,
 
-    /// A time limit for the whole run (`90s`, `30m`): past it, the running
-    /// step is killed and nothing is written.
-    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
-    pub timeout: Option<Duration>,
-
-    /// The time limit of one step.
-    #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = parse_duration)]
-    pub step_timeout: Duration,
-
-    /// The network steps get: the host's, or none (for plans that fetch
-    /// nothing).
-    #[arg(long, value_enum, default_value_t = NetworkArg::Host)]
-    pub network: NetworkArg,
-
-    /// A CA bundle that installers in the image (and salve's own index
-    /// lookups) trust, for TLS-intercepting proxies [default: the host's].
-    #[arg(long, value_name = "FILE")]
-    pub ca_bundle: Option<PathBuf>,
-
-    /// How to compress the new layer: gzip, zstd or none.
-    #[arg(long, default_value = "gzip", value_name = "ALGORITHM")]
-    pub compression: Compression,
+    /// How steps run.
+    #[command(flatten)]
+    pub sandbox: SandboxArgs,
 }
 
 /// Patches the image.
@@ -82,11 +42,8 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
     // Inputs first, so bad flags and reports fail before any work.
     let options = args.choices.options(args.ignore_errors)?;
     let reports = args.choices.read_reports()?;
-    let destination = match &args.output {
-        Some(d) => d.clone(),
-        None => default_destination(&args.image)?,
-    };
-    let fetcher = fetch::Client::new(args.ca_bundle.as_deref())?;
+    let destination = args.image.destination()?;
+    let fetcher = fetch::Client::new(args.sandbox.ca_bundle.as_deref())?;
     let mut plugin_options = global.plugin_options();
     plugin_options.fetcher = Some(fetcher.clone());
     let registry = Registry::load(&plugin_options)?;
@@ -95,18 +52,13 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
     }
 
     // The image and a workspace over it.
-    let mut session = Session::open(&args.image, args.platform.as_ref(), &global.cache_dir())?;
+    let mut session = Session::open(
+        &args.image.image,
+        args.image.platform.as_ref(),
+        &global.cache_dir(),
+    )?;
     let mut setup = session.setup();
-    setup.network = match args.network {
-        NetworkArg::Host => Network::Host,
-        NetworkArg::None => Network::None,
-    };
-    if let Some(ca) = &args.ca_bundle {
-        setup.ca_bundle = Some(ca.clone());
-    }
-    setup.step_timeout = args.step_timeout;
-    setup.deadline = args.timeout.map(Deadline::after);
-    setup.interrupt = interrupt.clone();
+    args.sandbox.apply(&mut setup, &interrupt);
     let image_context = session.context();
     let plan_context = |sources: Vec<String>| PlanContext {
         image: image_context.clone(),
@@ -158,7 +110,7 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
 
     // One new layer, or nothing to write.
     let layer = if committed > 0 {
-        session.layer(&upper, args.compression)?
+        session.layer(&upper, args.sandbox.compression)?
     } else {
         None
     };
@@ -169,7 +121,8 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
                 labels: Default::default(),
                 created: session.epoch(),
             };
-            let written = session.write(Some(layer), &patch, &destination, args.tag.as_deref())?;
+            let written =
+                session.write(Some(layer), &patch, &destination, args.image.tag.as_deref())?;
             Some(written)
         }
         None => None,
