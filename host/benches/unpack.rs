@@ -177,8 +177,8 @@ fn output_bytes(image: &Image, reference: &Reference, scratch: &Path) {
     std::fs::create_dir_all(upper.join("etc")).expect("creating the upper dir");
     std::fs::write(upper.join("etc/patched"), "patched by the benchmark\n")
         .expect("writing a file");
-    let new =
-        layer::write(&upper, Compression::Gzip, &scratch.join("new")).expect("writing the layer");
+    let new = layer::write(&upper, Compression::Gzip, None, &scratch.join("new"))
+        .expect("writing the layer");
     let patch = Patch::now("benchmark");
     let input_bytes: u64 = image.layers().iter().map(|l| l.size()).sum();
 

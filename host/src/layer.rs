@@ -640,7 +640,7 @@ mod tests {
     fn whiteouts_and_opaque_dirs_become_oci_entries() {
         if !is_root() {
             assert!(
-                std::env::var("SALVE_CI").is_err(),
+                std::env::var("SALVE_CI").map_or(true, |v| v != "1"),
                 "SALVE_CI=1: this test needs root"
             );
             eprintln!("skipped: making 0/0 char devices and trusted.* xattrs needs root");

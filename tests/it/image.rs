@@ -409,3 +409,59 @@ fn a_platform_the_image_lacks_is_an_error_naming_both() {
         "{err}"
     );
 }
+
+/// The Docker daemon's major version, when one answers.
+fn docker_major() -> Option<u32> {
+    let output = Command::new("docker")
+        .args(["version", "-f", "{{.Server.Version}}"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_zstd_patch_layer_makes_a_valid_docker_archive() {
+    let Some(built) = python("a_zstd_patch_layer") else {
+        return;
+    };
+    let input = open(&built.oci_ref());
+    let dirs = tempfile::tempdir().unwrap();
+    let upper = upper_dir(dirs.path());
+    let new = layer::write(&upper, Compression::Zstd, None, &dirs.path().join("blobs")).unwrap();
+    let archive = dirs.path().join("zstd.tar");
+    let name = "salve-e2e/python:zstd";
+    let destination = Destination::DockerArchive {
+        path: archive.clone(),
+        name: None,
+    };
+    image::write(
+        &input,
+        Some(&new),
+        &Patch::now("zstd"),
+        &destination,
+        Some(name),
+    )
+    .unwrap();
+    validate::image(&archive).unwrap();
+    let back = open(&format!("docker-archive:{}", archive.display()));
+    assert_eq!(
+        back.previous_patch().unwrap().compression(),
+        Compression::Zstd
+    );
+
+    // Docker reads zstd layers from 23.0 on; older daemons fail `docker load` on them.
+    match docker_major() {
+        Some(major) if major >= 23 => {
+            assert_eq!(
+                docker_run(&archive, name, "cat /etc/salve-patched"),
+                "yes\n"
+            );
+        }
+        found => eprintln!("not running the zstd image: Docker {found:?} predates zstd layers"),
+    }
+}

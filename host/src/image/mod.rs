@@ -15,7 +15,7 @@
 //! use salve::image::{self, Patch, Platform};
 //! let input: image::Reference = "oci:/var/tmp/app:1.0".parse()?;
 //! let img = image::open(&input, Some(&Platform::host()))?;
-//! let output: image::Destination = "docker-archive:/tmp/app.tar".parse()?;
+//! let output: image::Destination = "oci:/tmp/app-patched".parse()?;
 //! image::write(&img, None, &Patch::now("nothing changed"), &output, None)?;
 //! # Ok(()) }
 //! ```

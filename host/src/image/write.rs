@@ -8,7 +8,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use oci_spec::image::{Descriptor, Digest, MediaType};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::read::sha256_digest;
 use super::{BASE_DIGEST_LABEL, BASE_LAYERS_LABEL, Destination, Error, Image, Layer, Name};
@@ -84,7 +84,16 @@ pub fn write(
     let bytes_written = match destination {
         Destination::OciLayout { path, .. } => write_layout(&output, path)?,
         Destination::OciArchive { path, .. } => write_archive(&output, image, path, false)?,
-        Destination::DockerArchive { path, .. } => write_archive(&output, image, path, true)?,
+        Destination::DockerArchive { path, .. } => {
+            if output
+                .layers
+                .iter()
+                .any(|(_, d, _)| is_zstd(d.media_type()))
+            {
+                warn!(%destination, "the image has zstd layers: Docker before 23.0 cannot load it");
+            }
+            write_archive(&output, image, path, true)?
+        }
     };
     Ok(Written {
         name: output.name,
@@ -294,6 +303,13 @@ impl<'a> Output<'a> {
         }
         json!([entry])
     }
+}
+
+fn is_zstd(media_type: &MediaType) -> bool {
+    matches!(
+        media_type,
+        MediaType::ImageLayerZstd | MediaType::ImageLayerNonDistributableZstd
+    )
 }
 
 fn is_foreign(media_type: &MediaType) -> bool {
