@@ -22,6 +22,7 @@ use salve::exec::{
 use salve::image::{self, Platform};
 use salve::layer::Compression;
 use salve::unpack::LayerCache;
+use salve_tests::cli::salve;
 use salve_tests::{images, require};
 
 /// Where these tests keep their unpacked layers (keyed by diff id, so shared
@@ -618,18 +619,6 @@ fn a_killed_run_is_swept_by_the_next_one() {
     drop(workspace);
     assert_eq!(run.mounts(), Vec::<String>::new());
     assert_eq!(run.leftovers(), Vec::<String>::new());
-}
-
-/// The `salve` binary cargo built for this test run.
-fn salve() -> Command {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("salve");
-    assert!(
-        bin.is_file(),
-        "{} is missing: run the tests with `cargo test --workspace`",
-        bin.display()
-    );
-    Command::new(bin)
 }
 
 #[test]
