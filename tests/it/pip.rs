@@ -409,6 +409,23 @@ fn patching_a_patched_image_keeps_one_patch_layer() {
     validate::image(&out).unwrap();
     assert_eq!(doc["image"]["layers"].as_u64().unwrap(), base_layers + 1);
 
+    // Its one patch layer's history names both rounds of moves.
+    let opened = salve_tests::layout::open(&out).unwrap();
+    let config = &opened.image(None).unwrap().config;
+    let comment = config
+        .history
+        .last()
+        .and_then(|h| h.comment.clone())
+        .unwrap_or_default();
+    assert!(
+        comment.contains("pip Flask 2.2.2 -> 2.2.5"),
+        "the first round: {comment}"
+    );
+    assert!(
+        comment.contains("pip requests 2.28.1 -> 2.32."),
+        "the second round: {comment}"
+    );
+
     // It holds what patching the original at minor directly holds.
     let (direct, _) = run("minor").unwrap();
     let found = |dir: &Path| -> BTreeSet<Key> {

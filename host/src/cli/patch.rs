@@ -1,5 +1,7 @@
 //! `salve patch`: the main job.
 
+use std::time::{Duration, Instant};
+
 use anyhow::bail;
 use clap::Args;
 
@@ -36,6 +38,7 @@ pub struct PatchArgs {
 
 /// Patches the image.
 pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
+    let started = Instant::now();
     let interrupt = exec::Interrupt::new();
     install_ctrl_c(&interrupt)?;
 
@@ -70,6 +73,7 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
     let routed = patch::route(&reports, &registry, &options);
     let mut entries: Vec<Entry> = Vec::new();
     let mut committed = 0;
+    let (mut in_steps, mut verifying) = (Duration::ZERO, Duration::ZERO);
     let mut workspace = session.workspace(setup.clone())?;
 
     // Each ecosystem in turn: detect, decide, plan, apply.
@@ -100,6 +104,8 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
             &options,
         )?;
         committed += applied.committed;
+        in_steps += applied.in_steps;
+        verifying += applied.verifying;
         entries.extend(applied.entries);
     }
     entries.extend(routed.entries);
@@ -117,7 +123,7 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
     let written = match &layer {
         Some(layer) => {
             let patch = Patch {
-                comment: history(&entries),
+                comment: history(previous_moves(session.image()), &entries),
                 labels: Default::default(),
                 created: session.epoch(),
             };
@@ -140,7 +146,12 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
                 "layers": w.layers,
             })
         });
-        let doc = serde_json::json!({ "image": image, "entries": entries });
+        let timings = serde_json::json!({
+            "total_ms": started.elapsed().as_millis(),
+            "steps_ms": in_steps.as_millis(),
+            "verify_ms": verifying.as_millis(),
+        });
+        let doc = serde_json::json!({ "image": image, "entries": entries, "timings": timings });
         println!("{}", serde_json::to_string_pretty(&doc)?);
     } else {
         print!("{}", summary::table(&entries));
@@ -175,26 +186,51 @@ fn failed_ecosystem(name: &str, findings: &[salve::report::Finding], reason: &st
         .collect()
 }
 
-/// The history comment of the new layer: what moved.
-fn history(entries: &[Entry]) -> String {
-    let moves: Vec<String> = entries
-        .iter()
-        .filter(|e| e.status == Status::Updated)
-        .map(|e| {
-            format!(
-                "{} {} {} -> {}",
-                e.ecosystem,
-                e.package,
-                e.installed,
-                e.target.as_deref().unwrap_or("?")
-            )
+/// The moves a previous salve patch recorded in its history entry, when the
+/// image is one: its layer carries on into the new one.
+fn previous_moves(image: &salve::image::Image) -> Vec<String> {
+    if image.previous_patch().is_none() {
+        return Vec::new();
+    }
+    let history = image
+        .config()
+        .raw()
+        .get("history")
+        .and_then(|h| h.as_array());
+    let comment = history
+        .and_then(|h| {
+            h.iter()
+                .rev()
+                .find_map(|e| e.get("comment").and_then(|c| c.as_str()))
         })
-        .collect();
+        .unwrap_or_default();
+    match comment
+        .strip_prefix("salve ")
+        .and_then(|rest| rest.split_once(": "))
+    {
+        Some((_, moves)) => moves
+            .split(", ")
+            .map(str::to_string)
+            .filter(|m| !m.is_empty())
+            .collect(),
+        None => Vec::new(),
+    }
+}
+
+/// The history comment of the patch layer: every move it carries.
+fn history(mut moves: Vec<String>, entries: &[Entry]) -> String {
+    for e in entries.iter().filter(|e| e.status == Status::Updated) {
+        let target = e.target.as_deref().unwrap_or("?");
+        moves.push(format!(
+            "{} {} {} -> {target}",
+            e.ecosystem, e.package, e.installed
+        ));
+    }
     let mut comment = format!("salve {}: {}", env!("CARGO_PKG_VERSION"), moves.join(", "));
-    if comment.len() > 2000 {
+    if comment.len() > 4000 {
         let cut = comment
             .char_indices()
-            .nth(1990)
+            .nth(3990)
             .map_or(comment.len(), |(i, _)| i);
         comment.truncate(cut);
         comment.push_str(" ...");

@@ -2,7 +2,7 @@
 //! and verification by a fresh `detect` before anything is kept.
 
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::exec::{self, Executor, RunSpec, STAGING_DIR, Task as Snapshot};
 use crate::fetch;
@@ -22,6 +22,11 @@ pub struct Applied {
     pub entries: Vec<Entry>,
     /// How many tasks were kept.
     pub committed: usize,
+    /// Time spent running steps and checks inside the image (the
+    /// installers' own work, runtime start and stop included).
+    pub in_steps: Duration,
+    /// Time spent verifying tasks (a fresh `detect` of each snapshot).
+    pub verifying: Duration,
 }
 
 /// Plans the updates among `decided`, runs each task on a snapshot of
@@ -59,7 +64,7 @@ pub fn apply(
     if updates.is_empty() {
         return Ok(Applied {
             entries,
-            committed: 0,
+            ..Applied::nothing()
         });
     }
 
@@ -74,7 +79,7 @@ pub fn apply(
             }
             return Ok(Applied {
                 entries,
-                committed: 0,
+                ..Applied::nothing()
             });
         }
         Err(e) => return Err(e),
@@ -83,6 +88,7 @@ pub fn apply(
     // Each task on its own snapshot.
     let sources = options.sources_for(plugin);
     let mut committed = 0;
+    let (mut in_steps, mut verifying) = (Duration::ZERO, Duration::ZERO);
     for (n, task) in tasks.iter().enumerate() {
         tracing::info!(
             "{}: task {}/{}: {}",
@@ -94,8 +100,11 @@ pub fn apply(
         let started = Instant::now();
         let own: Vec<&PackageUpdate> = task.updates.iter().map(|&u| &updates[u as usize]).collect();
         let mut snapshot = executor.task()?;
-        let outcome = run(&mut *snapshot, task, fetcher, &sources)
-            .and_then(|()| verify(plugin, &*snapshot, &context.image, &own));
+        let ran = run(&mut *snapshot, task, fetcher, &sources);
+        in_steps += started.elapsed();
+        let verified = Instant::now();
+        let outcome = ran.and_then(|()| verify(plugin, &*snapshot, &context.image, &own));
+        verifying += verified.elapsed();
         let failure = match outcome {
             Ok(()) => {
                 snapshot.commit()?;
@@ -131,7 +140,23 @@ pub fn apply(
             });
         }
     }
-    Ok(Applied { entries, committed })
+    Ok(Applied {
+        entries,
+        committed,
+        in_steps,
+        verifying,
+    })
+}
+
+impl Applied {
+    fn nothing() -> Applied {
+        Applied {
+            entries: Vec::new(),
+            committed: 0,
+            in_steps: Duration::ZERO,
+            verifying: Duration::ZERO,
+        }
+    }
 }
 
 /// Asks for the plan, running probes on throw-away snapshots.
