@@ -1,0 +1,597 @@
+//! Planning: turning updates into npm runs that leave each project
+//! consistent.
+//!
+//! Per root (an application, or a global package's own tree), every update
+//! is its own task, so that one package npm cannot move does not sink the
+//! others; tasks run in order and each builds on what the tasks before it
+//! left. Transitive dependencies come first, direct ones last:
+//!
+//! - a **transitive** copy is pinned with an `overrides` entry, then
+//!   `npm install` reconciles the lockfile and `node_modules`. The entry is
+//!   as narrow as the image's npm applies correctly (see
+//!   [`OverrideForm`]): `"qs@6.7.0": "6.7.3"` on npm 11.2 and later, else
+//!   one entry per dependent, keyed by the dependent's version
+//!   (`"express@4.17.1": {"qs": "6.7.3"}`), so that the pin lapses by
+//!   itself when a later task moves that dependent;
+//! - a **direct** dependency gets a new spec in `package.json` (npm refuses
+//!   overrides of direct dependencies, EOVERRIDE): first the exact target,
+//!   so that npm installs exactly that version, then the user's own style
+//!   (`^4.19.2`), which the locked version satisfies;
+//! - a **global package** moves with `npm install -g name@version`.
+//!
+//! Every npm run skips install scripts, the audit and funding calls, keeps
+//! its cache in the staging directory, trusts the run's CA bundle, and
+//! neither installs nor removes development dependencies: it includes them
+//! when they are on disk and omits them when they are not.
+//!
+//! Checks: the dependents of each moved copy load the target version,
+//! `npm ls` is clean, the lockfile still agrees with `package.json` (`npm ci
+//! --dry-run`, on a copy of the two files: npm 9's dry run empties
+//! `node_modules` first), and a before/after listing of the whole tree
+//! shows no change that is not a target or something a target needs.
+//!
+//! What was learned running these plans by hand on Debian bookworm's
+//! nodejs 18.20 and npm 9.2.0, on npm 10.8.2 and on npm 11.19 (an
+//! application with express 4.17.1, axios 0.19.0, mkdirp 0.5.1 and rc 1.2.8
+//! locked, lodash as a development dependency):
+//!
+//! - npm 9.2 and 10.8 ignore a root selector for a hoisted copy whose
+//!   dependents sort after it in the lockfile (`cookie`, required by
+//!   `express`; `send`, required by `serve-static`), and `npm ls` then
+//!   reports the copy invalid; per-dependent entries moved every copy tried
+//!   (qs, cookie, send, body-parser, path-to-regexp, ini, both minimists,
+//!   follow-redirects), `npm ls` and `npm ci --dry-run` passed, and a
+//!   second `npm install` changed nothing;
+//! - with per-dependent entries npm may place the new copy under the
+//!   dependent instead of where the old one was (minimist 0.0.8 moved from
+//!   `node_modules/minimist` to `node_modules/mkdirp/node_modules/minimist`
+//!   on 9.2; npm 11 nests `send` under both of its dependents), so checks
+//!   follow what the dependents load, not the old path;
+//! - a dependent's key that names a direct dependency needs `".":
+//!   "$name"`, or npm reads the key's version as an override of the direct
+//!   dependency and stops with EOVERRIDE;
+//! - `npm install` converts a version 1 lockfile to version 3 (fetching
+//!   each package's metadata once); version 2 and 3 lockfiles keep their
+//!   version;
+//! - `--no-package-lock` (a global package's tree, or a project without a
+//!   lockfile) still writes `node_modules/.package-lock.json`; plans remove
+//!   it where the image had none.
+
+use std::collections::BTreeMap;
+
+use nodejs_semver::Version;
+use salve_plugin_sdk::image::Image;
+use salve_plugin_sdk::{
+    Check, Command, Error, Origin, OutputMatch, PackageUpdate, PlanContext, Step, Task, host,
+};
+
+use crate::detect::attr;
+use crate::project::{GLOBAL_DIRS, Kind, Manager, Project, Root};
+use crate::script::{self, Edits, Target};
+use crate::tools::{OverrideForm, Tools};
+use crate::tree::{Tree, join};
+use crate::{name, spec, version};
+
+/// The registry npm uses unless told otherwise.
+pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
+
+/// Plans every update.
+///
+/// # Errors
+///
+/// An update names an invalid package or version, a copy salve may not
+/// move, or a copy that is no longer in the image as detected; a root
+/// cannot be read.
+pub fn plan(
+    image: &Image,
+    updates: &[PackageUpdate],
+    context: &PlanContext,
+) -> Result<Vec<Task>, Error> {
+    let mut by_scope: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, update) in updates.iter().enumerate() {
+        validate(update)?;
+        by_scope.entry(&update.package.scope).or_default().push(i);
+    }
+    let mut tasks = Vec::new();
+    for (scope, indexes) in by_scope {
+        let (globals, inside): (Vec<usize>, Vec<usize>) = indexes
+            .into_iter()
+            .partition(|&i| updates[i].package.attribute(attr::DEPENDENCY) == Some("global"));
+        for i in globals {
+            tasks.push(global_move(&updates[i], i, context)?);
+        }
+        if !inside.is_empty() {
+            tasks.extend(Planner::new(image, scope, updates, context)?.tasks(&inside)?);
+        }
+    }
+    Ok(tasks)
+}
+
+/// Refuses an update that must not reach a command line.
+fn validate(update: &PackageUpdate) -> Result<(), Error> {
+    let package = &update.package;
+    let what = format!("/{}", package.path);
+    name::validate(&package.name).map_err(|e| Error::InvalidInput(format!("{what}: {e}")))?;
+    version::parse(&update.target)
+        .map_err(|e| Error::InvalidInput(format!("{what}: target {e}")))?;
+    if package.origin != Origin::Managed {
+        return Err(Error::InvalidInput(format!(
+            "{what}: {} {} is not a copy salve may move ({:?})",
+            package.name, package.version, package.origin
+        )));
+    }
+    Ok(())
+}
+
+/// The npm command line every run shares.
+#[derive(Clone, Debug)]
+struct Npm {
+    /// Options after the subcommand.
+    options: Vec<String>,
+}
+
+impl Npm {
+    fn new(context: &PlanContext) -> Npm {
+        let cache = join(&context.staging_dir, "npm-cache");
+        let mut options: Vec<String> = [
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--cache",
+            cache.as_str(),
+        ]
+        .map(String::from)
+        .to_vec();
+        if let Some(ca) = &context.ca_bundle {
+            options.extend(["--cafile".to_string(), ca.clone()]);
+        }
+        // The user's sources when they chose some; otherwise the project's
+        // own .npmrc (or npm's default) decides.
+        if let Some(registry) = context.sources.first()
+            && context.sources != [DEFAULT_REGISTRY]
+        {
+            options.extend(["--registry".to_string(), registry.clone()]);
+        }
+        Npm { options }
+    }
+
+    /// `npm <words...> <options> <extra...>` in `cwd`.
+    fn command(&self, words: &[&str], extra: &[&str], cwd: &str) -> Command {
+        let mut argv: Vec<String> = std::iter::once("npm")
+            .chain(words.iter().copied())
+            .map(String::from)
+            .collect();
+        argv.extend(self.options.iter().cloned());
+        argv.extend(extra.iter().map(|s| s.to_string()));
+        Command::new(argv)
+            .cwd(cwd)
+            .env("npm_config_update_notifier", "false")
+    }
+}
+
+/// A check that `command` exits 0, whatever it prints.
+fn succeeds(description: String, command: Command) -> Check {
+    Check {
+        description,
+        command,
+        exit_code: 0,
+        stdout: OutputMatch::Any,
+    }
+}
+
+/// The task moving a globally installed package.
+fn global_move(update: &PackageUpdate, index: usize, context: &PlanContext) -> Result<Task, Error> {
+    let package = &update.package;
+    let global_dir = GLOBAL_DIRS
+        .iter()
+        .find(|d| package.scope.starts_with(&format!("{d}/")))
+        .ok_or_else(|| {
+            Error::InvalidInput(format!(
+                "/{}: a global package outside {}",
+                package.path,
+                GLOBAL_DIRS.join(" and ")
+            ))
+        })?;
+    let prefix = format!("/{}", global_dir.trim_end_matches("/lib/node_modules"));
+    let lib = format!("{prefix}/lib");
+    let target = version::parse(&update.target)
+        .map_err(Error::InvalidInput)?
+        .to_string();
+    let spec = format!("{}@{target}", package.name);
+    let before = join(&context.staging_dir, "npm-tree-before.json");
+    let npm = Npm::new(context);
+
+    let steps = vec![
+        Step::Run(script::snapshot(&lib, &before)),
+        Step::Run(npm.command(&["install", "-g", &spec], &["--prefix", &prefix], "/")),
+    ];
+    let moved = Target {
+        name: package.name.clone(),
+        location: format!("node_modules/{}", package.name),
+        version: target.clone(),
+        dependents: vec![String::new()],
+    };
+    let checks = vec![
+        Check {
+            description: format!("{} reads {target}", package.name),
+            command: script::versions(&lib, &package.name, &[String::new()]),
+            exit_code: 0,
+            stdout: OutputMatch::Equals(target.clone()),
+        },
+        succeeds(
+            format!(
+                "only {} and what it needs changed in /{global_dir}",
+                package.name
+            ),
+            script::compare(&lib, &before, &[moved]),
+        ),
+        succeeds(
+            format!("npm ls is clean for /{}", package.scope),
+            npm.command(
+                &["ls", "--all"],
+                &["--omit=dev"],
+                &format!("/{}", package.scope),
+            ),
+        ),
+    ];
+    Ok(Task {
+        description: format!("npm install -g {spec} (was {})", package.version),
+        updates: vec![index as u32],
+        steps,
+        checks,
+    })
+}
+
+/// Plans the updates inside one root.
+struct Planner<'a> {
+    updates: &'a [PackageUpdate],
+    context: &'a PlanContext,
+    project: Project,
+    tools: Tools,
+    npm: Npm,
+    /// `/app`: the root as commands see it.
+    dir: String,
+    /// Whether the image had `node_modules/.package-lock.json` here.
+    had_hidden_lockfile: bool,
+}
+
+impl<'a> Planner<'a> {
+    fn new(
+        image: &'a Image,
+        scope: &str,
+        updates: &'a [PackageUpdate],
+        context: &'a PlanContext,
+    ) -> Result<Planner<'a>, Error> {
+        let global_dir = GLOBAL_DIRS
+            .iter()
+            .find(|d| scope.starts_with(&format!("{d}/")));
+        let kind = match global_dir {
+            Some(d) => Kind::Global {
+                global_dir: d.to_string(),
+            },
+            None => Kind::App {
+                manager: Manager::Npm,
+                workspace: None,
+            },
+        };
+        let root = Root {
+            dir: scope.to_string(),
+            kind,
+        };
+        let project = Project::load(image, root)?;
+        // Every copy of a scope carries the same tool versions.
+        let first = updates.iter().find(|u| u.package.scope == scope);
+        let tool = |key: &str| {
+            first
+                .and_then(|u| u.package.attribute(key))
+                .and_then(|v| version::parse(v).ok())
+        };
+        let tools = Tools {
+            npm: tool(attr::NPM_VERSION),
+            node: tool(attr::NODE_VERSION),
+        };
+        Ok(Planner {
+            updates,
+            context,
+            had_hidden_lockfile: image.exists(&join(scope, "node_modules/.package-lock.json")),
+            dir: format!("/{scope}"),
+            project,
+            tools,
+            npm: Npm::new(context),
+        })
+    }
+
+    fn tree(&self) -> &Tree {
+        &self.project.tree
+    }
+
+    /// The tasks for `indexes`: transitive groups first, then direct
+    /// dependencies.
+    fn tasks(&self, indexes: &[usize]) -> Result<Vec<Task>, Error> {
+        let mut transitive: BTreeMap<(String, String), Vec<(usize, String)>> = BTreeMap::new();
+        let mut direct = Vec::new();
+        for &i in indexes {
+            let location = self.location(&self.updates[i])?;
+            let copy = &self.tree().copies[&location];
+            if self.is_direct(&location) {
+                direct.push((i, location));
+            } else {
+                let key = (copy.dir_name.clone(), copy.version.clone());
+                transitive.entry(key).or_default().push((i, location));
+            }
+        }
+        let mut tasks = Vec::new();
+        for ((name, installed), group) in transitive {
+            tasks.push(self.pin(&name, &installed, &group)?);
+        }
+        for (i, location) in direct {
+            tasks.push(self.respec(i, &location)?);
+        }
+        Ok(tasks)
+    }
+
+    /// The update's copy, which must still be in the tree as detected.
+    fn location(&self, update: &PackageUpdate) -> Result<String, Error> {
+        let package = &update.package;
+        let stale =
+            |why: &str| Error::InvalidInput(format!("/{}: {why}; detect again", package.path));
+        let location = package
+            .path
+            .strip_prefix(&format!("{}/", package.scope))
+            .and_then(|p| p.strip_suffix("/package.json"))
+            .ok_or_else(|| stale("the path is not a package.json under its scope"))?;
+        let copy = self
+            .tree()
+            .copies
+            .get(location)
+            .ok_or_else(|| stale("no such copy in the image"))?;
+        if copy.version != package.version {
+            return Err(stale(&format!("the image has version {}", copy.version)));
+        }
+        Ok(location.to_string())
+    }
+
+    fn is_direct(&self, location: &str) -> bool {
+        let copy = &self.tree().copies[location];
+        location == format!("node_modules/{}", copy.dir_name)
+            && self.tree().manifest.declared(&copy.dir_name).is_some()
+    }
+
+    /// Options that keep development dependencies as they are on disk.
+    fn dev_option(&self) -> &'static str {
+        if self.project.dev_installed {
+            "--include=dev"
+        } else {
+            "--omit=dev"
+        }
+    }
+
+    /// Options for `npm install` in this root.
+    fn install_options(&self) -> Vec<&'static str> {
+        let mut options = vec![self.dev_option()];
+        if self.project.lockfile.is_none() {
+            // No lockfile to keep in step, and none to create.
+            options.push("--no-package-lock");
+        }
+        options
+    }
+
+    /// The task pinning every copy of `name@installed` in the group.
+    fn pin(&self, name: &str, installed: &str, group: &[(usize, String)]) -> Result<Task, Error> {
+        let target = self.highest_target(group)?;
+        let dependents = self.dependents(group.iter().map(|(_, l)| l.as_str()));
+        let mut edits = Edits::default();
+        match self.tools.override_form() {
+            OverrideForm::Selector => {
+                edits
+                    .overrides
+                    .push((vec![format!("{name}@{installed}")], target.clone()));
+            }
+            OverrideForm::PerDependent => {
+                for from in &dependents {
+                    let Some(dependent) = self.tree().copies.get(from) else {
+                        continue;
+                    };
+                    let key = format!("{}@{}", dependent.dir_name, dependent.version);
+                    if self.tree().manifest.declared(&dependent.dir_name).is_some() {
+                        let reference = format!("${}", dependent.dir_name);
+                        edits
+                            .overrides
+                            .push((vec![key.clone(), ".".into()], reference));
+                    }
+                    edits
+                        .overrides
+                        .push((vec![key, name.to_string()], target.clone()));
+                }
+                if edits.overrides.is_empty() {
+                    // Nothing requires the copy: only a selector can name it.
+                    edits
+                        .overrides
+                        .push((vec![format!("{name}@{installed}")], target.clone()));
+                }
+            }
+        }
+        let targets: Vec<Target> = group
+            .iter()
+            .map(|(_, location)| Target {
+                name: name.to_string(),
+                location: location.clone(),
+                version: target.clone(),
+                dependents: self.dependents([location.as_str()]),
+            })
+            .collect();
+        let indexes = group.iter().map(|(i, _)| *i as u32).collect();
+        let description = format!(
+            "pin {name} {installed} to {target} in {} (npm overrides)",
+            self.dir
+        );
+        Ok(self.task(
+            description,
+            indexes,
+            &edits,
+            None,
+            &targets,
+            name,
+            &dependents,
+        ))
+    }
+
+    /// The task giving a direct dependency a new spec.
+    fn respec(&self, index: usize, location: &str) -> Result<Task, Error> {
+        let update = &self.updates[index];
+        let copy = &self.tree().copies[location];
+        let (section, old_spec) = self
+            .tree()
+            .manifest
+            .declared(&copy.dir_name)
+            .ok_or_else(|| Error::Failed(format!("{} is not declared", copy.dir_name)))?;
+        let target = version::parse(&update.target).map_err(Error::InvalidInput)?;
+        let exact = target.to_string();
+        let styled = spec::restyle(old_spec, &target);
+        let set = |spec: &str| Edits {
+            specs: vec![(section.to_string(), copy.dir_name.clone(), spec.to_string())],
+            overrides: Vec::new(),
+        };
+        let restyle = (styled != exact).then(|| set(&styled));
+        let moved = Target {
+            name: copy.dir_name.clone(),
+            location: location.to_string(),
+            version: exact.clone(),
+            dependents: vec![String::new()],
+        };
+        let description = format!(
+            "move {} {} to {exact} in {} ({section} {:?} -> {styled:?})",
+            copy.dir_name, copy.version, self.dir, old_spec
+        );
+        Ok(self.task(
+            description,
+            vec![index as u32],
+            &set(&exact),
+            restyle.as_ref(),
+            &[moved],
+            &copy.dir_name,
+            &[String::new()],
+        ))
+    }
+
+    /// The highest target of a group; copies of one version normally get
+    /// the same one, and the highest satisfies every copy's level.
+    fn highest_target(&self, group: &[(usize, String)]) -> Result<String, Error> {
+        let mut best: Option<Version> = None;
+        for (i, _) in group {
+            let t = version::parse(&self.updates[*i].target).map_err(Error::InvalidInput)?;
+            if best.as_ref().is_some_and(|b| *b != t) {
+                host::debug(&format!(
+                    "copies of one version got different targets; taking the highest of {} and {t}",
+                    best.as_ref().map(Version::to_string).unwrap_or_default()
+                ));
+            }
+            if best.as_ref().is_none_or(|b| t > *b) {
+                best = Some(t);
+            }
+        }
+        best.map(|b| b.to_string())
+            .ok_or_else(|| Error::Failed("an empty group of updates".into()))
+    }
+
+    /// The locations whose dependencies resolve to any of `locations`.
+    fn dependents<'l>(&self, locations: impl IntoIterator<Item = &'l str>) -> Vec<String> {
+        let all = self.tree().dependents();
+        let mut found: Vec<String> = locations
+            .into_iter()
+            .filter_map(|location| all.get(location))
+            .flatten()
+            .map(|s| s.to_string())
+            .collect();
+        found.sort();
+        found.dedup();
+        found
+    }
+
+    /// One task: snapshot, edit, install, (restyle), and the checks.
+    #[allow(clippy::too_many_arguments)]
+    fn task(
+        &self,
+        description: String,
+        updates: Vec<u32>,
+        edits: &Edits,
+        restyle: Option<&Edits>,
+        targets: &[Target],
+        name: &str,
+        dependents: &[String],
+    ) -> Task {
+        let staging = &self.context.staging_dir;
+        let before = join(staging, "npm-tree-before.json");
+        let ci_dir = join(staging, "npm-ci");
+        let manifest = join(&self.dir, "package.json");
+        let options = self.install_options();
+
+        let mut steps = vec![
+            Step::Run(script::snapshot(&self.dir, &before)),
+            Step::Run(script::edit(&manifest, edits)),
+            Step::Run(self.npm.command(&["install"], &options, &self.dir)),
+        ];
+        if let Some(restyle) = restyle {
+            // The lockfile pins the exact target, which the user's style
+            // admits; only the lockfile's copy of the spec changes.
+            steps.push(Step::Run(script::edit(&manifest, restyle)));
+            if self.project.lockfile.is_some() {
+                let mut lock_only = options.clone();
+                lock_only.push("--package-lock-only");
+                steps.push(Step::Run(self.npm.command(
+                    &["install"],
+                    &lock_only,
+                    &self.dir,
+                )));
+            }
+        }
+        if !self.had_hidden_lockfile {
+            let hidden = join(&self.dir, "node_modules/.package-lock.json");
+            steps.push(Step::Run(script::forget(&hidden)));
+        }
+        if self.project.lockfile.is_some() {
+            steps.push(Step::Run(script::stage_lock(&self.dir, &ci_dir)));
+        }
+
+        let version = targets
+            .first()
+            .map(|t| t.version.clone())
+            .unwrap_or_default();
+        let mut checks = vec![
+            Check {
+                description: format!("what requires {name} in {} loads {version}", self.dir),
+                command: script::versions(&self.dir, name, dependents),
+                exit_code: 0,
+                stdout: OutputMatch::Equals(version),
+            },
+            succeeds(
+                format!("npm ls is clean in {}", self.dir),
+                self.npm
+                    .command(&["ls", "--all"], &[self.dev_option()], &self.dir),
+            ),
+            succeeds(
+                format!(
+                    "only the targets and what they need changed in {}",
+                    self.dir
+                ),
+                script::compare(&self.dir, &before, targets),
+            ),
+        ];
+        if let Some(lockfile) = self.project.lockfile_name() {
+            checks.push(succeeds(
+                format!(
+                    "{lockfile} agrees with package.json in {} (npm ci --dry-run)",
+                    self.dir
+                ),
+                self.npm
+                    .command(&["ci", "--dry-run"], &[self.dev_option()], &ci_dir),
+            ));
+        }
+        Task {
+            description,
+            updates,
+            steps,
+            checks,
+        }
+    }
+}
