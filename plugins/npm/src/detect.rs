@@ -13,7 +13,7 @@ use salve_plugin_sdk::{Error, InstalledPackage, Origin, VendoredIn, host};
 use crate::dpkg::Owners;
 use crate::project::{Kind, Manager, Project};
 use crate::tools::Tools;
-use crate::tree::{Copy, join, parent_location};
+use crate::tree::{Chains, Copy, join, parent_location};
 
 /// Attribute names, shared with the plan.
 pub mod attr {
@@ -71,8 +71,9 @@ pub fn detect(image: &Image, tools: &Tools) -> Result<Vec<InstalledPackage>, Err
         if let Some(own) = context.root_package()? {
             found.push(own);
         }
+        let chains = project.tree.chains();
         for (location, copy) in &project.tree.copies {
-            found.push(context.copy(location, copy));
+            found.push(context.copy(location, copy, &chains));
         }
     }
     Ok(found)
@@ -127,7 +128,7 @@ impl Context<'_> {
     }
 
     /// One copy under the root.
-    fn copy(&self, location: &str, copy: &Copy) -> InstalledPackage {
+    fn copy(&self, location: &str, copy: &Copy, chains: &Chains) -> InstalledPackage {
         let tree = &self.project.tree;
         let path = join(&tree.path_of(location), "package.json");
         let origin = self.origin(location, copy, &path);
@@ -138,7 +139,7 @@ impl Context<'_> {
             path,
             scope: self.project.root.scope(),
             origin,
-            attributes: self.attributes(location, copy),
+            attributes: self.attributes(location, copy, chains),
         }
     }
 
@@ -278,7 +279,7 @@ impl Context<'_> {
     }
 
     /// The facts the plan and `-vv` want about a copy.
-    fn attributes(&self, location: &str, copy: &Copy) -> Vec<(String, String)> {
+    fn attributes(&self, location: &str, copy: &Copy, chains: &Chains) -> Vec<(String, String)> {
         let project = self.project;
         let tree = &project.tree;
         let mut out = Vec::new();
@@ -303,7 +304,7 @@ impl Context<'_> {
             locked.is_some_and(|l| l.optional).to_string(),
         );
         push(attr::LOCATION, location.to_string());
-        let parents = match tree.chain(location) {
+        let parents = match chains.to(location) {
             Some(chain) => chain[..chain.len().saturating_sub(1)]
                 .iter()
                 .filter_map(|l| tree.copies.get(*l).map(Copy::spec))

@@ -253,6 +253,8 @@ struct Planner<'a> {
     dir: String,
     /// Whether the image had `node_modules/.package-lock.json` here.
     had_hidden_lockfile: bool,
+    /// For each copy, the locations (`""`: the root) that require it.
+    required_by: BTreeMap<String, Vec<String>>,
 }
 
 impl<'a> Planner<'a> {
@@ -290,7 +292,19 @@ impl<'a> Planner<'a> {
             npm: tool(attr::NPM_VERSION),
             node: tool(attr::NODE_VERSION),
         };
+        let required_by = project
+            .tree
+            .dependents()
+            .into_iter()
+            .map(|(to, froms)| {
+                (
+                    to.to_string(),
+                    froms.into_iter().map(String::from).collect(),
+                )
+            })
+            .collect();
         Ok(Planner {
+            required_by,
             updates,
             context,
             had_hidden_lockfile: image.exists(&join(scope, "node_modules/.package-lock.json")),
@@ -305,10 +319,11 @@ impl<'a> Planner<'a> {
         &self.project.tree
     }
 
-    /// The tasks for `indexes`: transitive groups first, then direct
-    /// dependencies.
+    /// The tasks for `indexes`: one per transitive package name (all its
+    /// versions together), then one per direct dependency.
     fn tasks(&self, indexes: &[usize]) -> Result<Vec<Task>, Error> {
-        let mut transitive: BTreeMap<(String, String), Vec<(usize, String)>> = BTreeMap::new();
+        let mut transitive: BTreeMap<String, BTreeMap<String, Vec<(usize, String)>>> =
+            BTreeMap::new();
         let mut direct = Vec::new();
         for &i in indexes {
             let location = self.location(&self.updates[i])?;
@@ -316,13 +331,17 @@ impl<'a> Planner<'a> {
             if self.is_direct(&location) {
                 direct.push((i, location));
             } else {
-                let key = (copy.dir_name.clone(), copy.version.clone());
-                transitive.entry(key).or_default().push((i, location));
+                transitive
+                    .entry(copy.dir_name.clone())
+                    .or_default()
+                    .entry(copy.version.clone())
+                    .or_default()
+                    .push((i, location));
             }
         }
         let mut tasks = Vec::new();
-        for ((name, installed), group) in transitive {
-            tasks.push(self.pin(&name, &installed, &group)?);
+        for (name, by_version) in transitive {
+            tasks.push(self.pin(&name, &by_version)?);
         }
         for (i, location) in direct {
             tasks.push(self.respec(i, &location)?);
@@ -376,64 +395,88 @@ impl<'a> Planner<'a> {
         options
     }
 
-    /// The task pinning every copy of `name@installed` in the group.
-    fn pin(&self, name: &str, installed: &str, group: &[(usize, String)]) -> Result<Task, Error> {
-        let target = self.highest_target(group)?;
-        let dependents = self.dependents(group.iter().map(|(_, l)| l.as_str()));
+    /// The task pinning the copies of one package, each installed version
+    /// to its own target. All versions of a name go in one task: with npm 9,
+    /// pinning one version after another was moved (and its copy placed
+    /// elsewhere) left the second pin unapplied, while both at once worked.
+    fn pin(
+        &self,
+        name: &str,
+        by_version: &BTreeMap<String, Vec<(usize, String)>>,
+    ) -> Result<Task, Error> {
         let mut edits = Edits::default();
-        match self.tools.override_form() {
-            OverrideForm::Selector => {
-                edits
-                    .overrides
-                    .push((vec![format!("{name}@{installed}")], target.clone()));
+        let mut targets = Vec::new();
+        let mut checks = Vec::new();
+        let mut moves = Vec::new();
+        for (installed, group) in by_version {
+            let target = self.highest_target(group)?;
+            let dependents = self.dependents(group.iter().map(|(_, l)| l.as_str()));
+            edits
+                .overrides
+                .extend(self.overrides(name, installed, &target, &dependents));
+            for (_, location) in group {
+                targets.push(Target {
+                    name: name.to_string(),
+                    location: location.clone(),
+                    version: target.clone(),
+                    dependents: self.dependents([location.as_str()]),
+                });
             }
-            OverrideForm::PerDependent => {
-                for from in &dependents {
-                    let Some(dependent) = self.tree().copies.get(from) else {
-                        continue;
-                    };
-                    let key = format!("{}@{}", dependent.dir_name, dependent.version);
-                    if self.tree().manifest.declared(&dependent.dir_name).is_some() {
-                        let reference = format!("${}", dependent.dir_name);
-                        edits
-                            .overrides
-                            .push((vec![key.clone(), ".".into()], reference));
-                    }
-                    edits
-                        .overrides
-                        .push((vec![key, name.to_string()], target.clone()));
-                }
-                if edits.overrides.is_empty() {
-                    // Nothing requires the copy: only a selector can name it.
-                    edits
-                        .overrides
-                        .push((vec![format!("{name}@{installed}")], target.clone()));
-                }
-            }
+            checks.push(self.loads(name, &dependents, &target));
+            moves.push(format!("{installed} to {target}"));
         }
-        let targets: Vec<Target> = group
-            .iter()
-            .map(|(_, location)| Target {
-                name: name.to_string(),
-                location: location.clone(),
-                version: target.clone(),
-                dependents: self.dependents([location.as_str()]),
-            })
+        let indexes = by_version
+            .values()
+            .flatten()
+            .map(|(i, _)| *i as u32)
             .collect();
-        let indexes = group.iter().map(|(i, _)| *i as u32).collect();
         let description = format!(
-            "pin {name} {installed} to {target} in {} (npm overrides)",
+            "pin {name} {} in {} (npm overrides)",
+            moves.join(", "),
             self.dir
         );
-        Ok(self.task(
-            description,
-            indexes,
-            &edits,
-            None,
-            &targets,
-            name,
-            &dependents,
-        ))
+        Ok(self.task(description, indexes, &edits, None, &targets, checks))
+    }
+
+    /// The `overrides` entries that move the copies of `name@installed`
+    /// that `dependents` require to `target`.
+    fn overrides(
+        &self,
+        name: &str,
+        installed: &str,
+        target: &str,
+        dependents: &[String],
+    ) -> Vec<(Vec<String>, String)> {
+        let selector = || vec![(vec![format!("{name}@{installed}")], target.to_string())];
+        if self.tools.override_form() == OverrideForm::Selector {
+            return selector();
+        }
+        let mut entries = Vec::new();
+        for dependent in dependents.iter().filter_map(|d| self.tree().copies.get(d)) {
+            let key = format!("{}@{}", dependent.dir_name, dependent.version);
+            if self.tree().manifest.declared(&dependent.dir_name).is_some() {
+                // Without it npm reads the key's version as an override of
+                // the direct dependency itself (EOVERRIDE).
+                let reference = format!("${}", dependent.dir_name);
+                entries.push((vec![key.clone(), ".".into()], reference));
+            }
+            entries.push((vec![key, name.to_string()], target.to_string()));
+        }
+        if entries.is_empty() {
+            // Nothing requires the copy: only a selector can name it.
+            return selector();
+        }
+        entries
+    }
+
+    /// A check that the copies at `dependents` load `name` at `version`.
+    fn loads(&self, name: &str, dependents: &[String], version: &str) -> Check {
+        Check {
+            description: format!("what required {name} in {} loads {version}", self.dir),
+            command: script::versions(&self.dir, name, dependents),
+            exit_code: 0,
+            stdout: OutputMatch::Equals(version.to_string()),
+        }
     }
 
     /// The task giving a direct dependency a new spec.
@@ -463,14 +506,14 @@ impl<'a> Planner<'a> {
             "move {} {} to {exact} in {} ({section} {:?} -> {styled:?})",
             copy.dir_name, copy.version, self.dir, old_spec
         );
+        let loads = self.loads(&copy.dir_name, &[String::new()], &exact);
         Ok(self.task(
             description,
             vec![index as u32],
             &set(&exact),
             restyle.as_ref(),
             &[moved],
-            &copy.dir_name,
-            &[String::new()],
+            vec![loads],
         ))
     }
 
@@ -496,20 +539,19 @@ impl<'a> Planner<'a> {
 
     /// The locations whose dependencies resolve to any of `locations`.
     fn dependents<'l>(&self, locations: impl IntoIterator<Item = &'l str>) -> Vec<String> {
-        let all = self.tree().dependents();
         let mut found: Vec<String> = locations
             .into_iter()
-            .filter_map(|location| all.get(location))
+            .filter_map(|location| self.required_by.get(location))
             .flatten()
-            .map(|s| s.to_string())
+            .cloned()
             .collect();
         found.sort();
         found.dedup();
         found
     }
 
-    /// One task: snapshot, edit, install, (restyle), and the checks.
-    #[allow(clippy::too_many_arguments)]
+    /// One task: snapshot, edit, install, (restyle); `checks` first, then
+    /// the checks every task of a root shares.
     fn task(
         &self,
         description: String,
@@ -517,8 +559,7 @@ impl<'a> Planner<'a> {
         edits: &Edits,
         restyle: Option<&Edits>,
         targets: &[Target],
-        name: &str,
-        dependents: &[String],
+        mut checks: Vec<Check>,
     ) -> Task {
         let staging = &self.context.staging_dir;
         let before = join(staging, "npm-tree-before.json");
@@ -553,17 +594,7 @@ impl<'a> Planner<'a> {
             steps.push(Step::Run(script::stage_lock(&self.dir, &ci_dir)));
         }
 
-        let version = targets
-            .first()
-            .map(|t| t.version.clone())
-            .unwrap_or_default();
-        let mut checks = vec![
-            Check {
-                description: format!("what requires {name} in {} loads {version}", self.dir),
-                command: script::versions(&self.dir, name, dependents),
-                exit_code: 0,
-                stdout: OutputMatch::Equals(version),
-            },
+        checks.extend([
             succeeds(
                 format!("npm ls is clean in {}", self.dir),
                 self.npm
@@ -576,7 +607,7 @@ impl<'a> Planner<'a> {
                 ),
                 script::compare(&self.dir, &before, targets),
             ),
-        ];
+        ]);
         if let Some(lockfile) = self.project.lockfile_name() {
             checks.push(succeeds(
                 format!(

@@ -231,29 +231,14 @@ impl Tree {
         found
     }
 
-    /// A shortest chain of dependents from the root to the copy at
-    /// `location`, root excluded, copy included; `None` when nothing in the
-    /// tree requires it (an extraneous copy).
-    pub fn chain(&self, location: &str) -> Option<Vec<&str>> {
+    /// Shortest chains of dependents from the root to every copy it
+    /// reaches, found in one walk of the tree.
+    pub fn chains(&self) -> Chains<'_> {
         let mut previous: BTreeMap<&str, &str> = BTreeMap::new();
         let mut queue = VecDeque::from([""]);
         while let Some(from) = queue.pop_front() {
-            if from == location {
-                let mut chain = vec![from];
-                let mut at = from;
-                while let Some(&p) = previous.get(at) {
-                    if p.is_empty() {
-                        break;
-                    }
-                    chain.push(p);
-                    at = p;
-                }
-                chain.reverse();
-                return Some(chain);
-            }
             for name in self.edges(from) {
                 if let Some(to) = self.resolve(from, name)
-                    && to != from
                     && !previous.contains_key(to)
                 {
                     previous.insert(to, from);
@@ -261,7 +246,33 @@ impl Tree {
                 }
             }
         }
-        None
+        Chains { previous }
+    }
+}
+
+/// The result of [`Tree::chains`].
+pub struct Chains<'a> {
+    /// Each reached copy's dependent on a shortest chain (`""`: the root).
+    previous: BTreeMap<&'a str, &'a str>,
+}
+
+impl<'a> Chains<'a> {
+    /// The chain from the root to `location`, root excluded, the copy
+    /// included; `None` when nothing in the tree requires it (an extraneous
+    /// copy).
+    pub fn to(&self, location: &str) -> Option<Vec<&'a str>> {
+        let (&reached, _) = self.previous.get_key_value(location)?;
+        let mut chain = vec![reached];
+        let mut at = reached;
+        while let Some(&p) = self.previous.get(at) {
+            if p.is_empty() {
+                break;
+            }
+            chain.push(p);
+            at = p;
+        }
+        chain.reverse();
+        Some(chain)
     }
 }
 
