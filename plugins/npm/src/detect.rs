@@ -96,6 +96,9 @@ impl Context<'_> {
         let (Some(name), Some(version)) = (&manifest.name, &manifest.version) else {
             return Ok(None);
         };
+        if name.is_empty() || name.len() > 214 || version.trim().is_empty() || version.len() > 256 {
+            return Ok(None);
+        }
         let path = join(&root.dir, "package.json");
         let origin = match &root.kind {
             Kind::App { .. } | Kind::Stray => return Ok(None),

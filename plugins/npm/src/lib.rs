@@ -39,6 +39,24 @@ use salve_plugin_sdk::prelude::*;
 use crate::detect::attr;
 use crate::tools::Tools;
 
+/// An error and its causes in one line (`a: b: c`), for the contract's
+/// text-only errors.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
+/// A failure with its causes, as the contract carries it.
+pub(crate) fn failed(error: impl std::error::Error) -> Error {
+    Error::Failed(chain(&error))
+}
+
 /// The npm plugin.
 pub struct Npm;
 

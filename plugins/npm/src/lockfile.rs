@@ -11,6 +11,34 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+/// Why a lockfile could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The text is not JSON.
+    #[error("{what}: not valid JSON")]
+    NotJson {
+        /// The file, as messages name it.
+        what: String,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// `lockfileVersion` is missing.
+    #[error("{what}: lockfileVersion is missing or not a number")]
+    NoVersion {
+        /// The file, as messages name it.
+        what: String,
+    },
+    /// `lockfileVersion` is one npm never wrote.
+    #[error("{what}: lockfileVersion {version} is not one npm has written (1, 2 or 3)")]
+    UnknownVersion {
+        /// The file, as messages name it.
+        what: String,
+        /// The version found.
+        version: u64,
+    },
+}
+
 /// The lockfile names npm reads, in the order it prefers them.
 pub const FILE_NAMES: [&str; 2] = ["npm-shrinkwrap.json", "package-lock.json"];
 
@@ -47,14 +75,18 @@ impl Lockfile {
     /// # Errors
     ///
     /// The text is not JSON, or has no `lockfileVersion` npm knows.
-    pub fn parse(text: &str, file_name: &str, what: &str) -> Result<Lockfile, String> {
+    pub fn parse(text: &str, file_name: &str, what: &str) -> Result<Lockfile, ParseError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| format!("{what}: not valid JSON: {e}"))?;
+        let value: Value = serde_json::from_str(text).map_err(|source| ParseError::NotJson {
+            what: what.to_string(),
+            source,
+        })?;
         let version = value
             .get("lockfileVersion")
             .and_then(Value::as_u64)
-            .ok_or_else(|| format!("{what}: lockfileVersion is missing or not a number"))?;
+            .ok_or_else(|| ParseError::NoVersion {
+                what: what.to_string(),
+            })?;
         let mut entries = BTreeMap::new();
         match version {
             1 => {
@@ -72,9 +104,10 @@ impl Lockfile {
                 }
             }
             other => {
-                return Err(format!(
-                    "{what}: lockfileVersion {other} is not one npm has written (1, 2 or 3)"
-                ));
+                return Err(ParseError::UnknownVersion {
+                    what: what.to_string(),
+                    version: other,
+                });
             }
         }
         Ok(Lockfile {
@@ -164,10 +197,19 @@ mod tests {
 
     #[test]
     fn unknown_versions_and_non_json_name_the_file() {
-        let err =
-            Lockfile::parse(r#"{"lockfileVersion":7}"#, "package-lock.json", "/app/x").unwrap_err();
-        assert!(err.starts_with("/app/x: lockfileVersion 7"), "{err}");
-        let err = Lockfile::parse("{}", "package-lock.json", "/app/x").unwrap_err();
-        assert_eq!(err, "/app/x: lockfileVersion is missing or not a number");
+        let parse = |text: &str| {
+            Lockfile::parse(text, "package-lock.json", "/app/x")
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            parse(r#"{"lockfileVersion":7}"#),
+            "/app/x: lockfileVersion 7 is not one npm has written (1, 2 or 3)"
+        );
+        assert_eq!(
+            parse("{}"),
+            "/app/x: lockfileVersion is missing or not a number"
+        );
+        assert_eq!(parse("{"), "/app/x: not valid JSON");
     }
 }

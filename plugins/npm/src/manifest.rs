@@ -8,13 +8,25 @@
 
 use serde_json::{Map, Value};
 
-/// The dependency sections of a manifest, in the order npm reads them.
-pub const SECTIONS: [&str; 4] = [
-    "dependencies",
-    "optionalDependencies",
-    "devDependencies",
-    "peerDependencies",
-];
+/// Why a `package.json` could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The text is not JSON.
+    #[error("{what}: not valid JSON")]
+    NotJson {
+        /// The file, as messages name it.
+        what: String,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The JSON is not an object.
+    #[error("{what}: not a JSON object")]
+    NotObject {
+        /// The file, as messages name it.
+        what: String,
+    },
+}
 
 /// The parts of a `package.json` salve uses.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -55,12 +67,16 @@ impl Manifest {
     /// # Errors
     ///
     /// The text is not a JSON object.
-    pub fn parse(text: &str, what: &str) -> Result<Manifest, String> {
+    pub fn parse(text: &str, what: &str) -> Result<Manifest, ParseError> {
         let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| format!("{what}: not valid JSON: {e}"))?;
+        let value: Value = serde_json::from_str(text).map_err(|source| ParseError::NotJson {
+            what: what.to_string(),
+            source,
+        })?;
         let Value::Object(object) = value else {
-            return Err(format!("{what}: not a JSON object"));
+            return Err(ParseError::NotObject {
+                what: what.to_string(),
+            });
         };
         let string = |key: &str| object.get(key).and_then(Value::as_str).map(str::to_string);
         let bundled = match object
@@ -172,8 +188,9 @@ mod tests {
     #[test]
     fn non_json_names_the_file() {
         let err = Manifest::parse("{", "app/package.json").unwrap_err();
-        assert!(err.starts_with("app/package.json: not valid JSON"), "{err}");
+        assert_eq!(err.to_string(), "app/package.json: not valid JSON");
+        assert!(std::error::Error::source(&err).is_some());
         let err = Manifest::parse("[]", "app/package.json").unwrap_err();
-        assert_eq!(err, "app/package.json: not a JSON object");
+        assert_eq!(err.to_string(), "app/package.json: not a JSON object");
     }
 }

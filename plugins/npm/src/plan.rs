@@ -107,20 +107,87 @@ pub fn plan(
     Ok(tasks)
 }
 
-/// Refuses an update that must not reach a command line.
-fn validate(update: &PackageUpdate) -> Result<(), Error> {
-    let package = &update.package;
-    let what = format!("/{}", package.path);
-    name::validate(&package.name).map_err(|e| Error::InvalidInput(format!("{what}: {e}")))?;
-    version::parse(&update.target)
-        .map_err(|e| Error::InvalidInput(format!("{what}: target {e}")))?;
-    if package.origin != Origin::Managed {
-        return Err(Error::InvalidInput(format!(
-            "{what}: {} {} is not a copy salve may move ({:?})",
-            package.name, package.version, package.origin
-        )));
+/// Why an update cannot be planned; each names the copy's path.
+#[derive(Debug, thiserror::Error)]
+pub enum Refusal {
+    /// The package name breaks npm's rules.
+    #[error("/{path}: {reason}")]
+    Name {
+        /// The copy's `package.json`.
+        path: String,
+        /// What is wrong with the name.
+        reason: String,
+    },
+    /// The target is not a version.
+    #[error("/{path}: target {reason}")]
+    Target {
+        /// The copy's `package.json`.
+        path: String,
+        /// What is wrong with the target.
+        reason: String,
+    },
+    /// Detection said salve may not move the copy.
+    #[error("/{path}: {name} {version} is not a copy salve may move: {why}")]
+    NotMovable {
+        /// The copy's `package.json`.
+        path: String,
+        /// Its name.
+        name: String,
+        /// Its version.
+        version: String,
+        /// What detection said.
+        why: String,
+    },
+    /// The image no longer holds the copy as detected.
+    #[error("/{path}: {why}; detect again")]
+    Stale {
+        /// The copy's `package.json`.
+        path: String,
+        /// What differs.
+        why: String,
+    },
+    /// A copy marked global outside the global directories.
+    #[error("/{path}: a global package outside {}", GLOBAL_DIRS.join(" and "))]
+    NotGlobal {
+        /// The copy's `package.json`.
+        path: String,
+    },
+}
+
+impl From<Refusal> for Error {
+    fn from(refusal: Refusal) -> Error {
+        Error::InvalidInput(refusal.to_string())
     }
-    Ok(())
+}
+
+/// Refuses an update that must not reach a command line.
+fn validate(update: &PackageUpdate) -> Result<(), Refusal> {
+    let package = &update.package;
+    let path = || package.path.clone();
+    name::validate(&package.name).map_err(|reason| Refusal::Name {
+        path: path(),
+        reason,
+    })?;
+    target(update)?;
+    let why = match &package.origin {
+        Origin::Managed => return Ok(()),
+        Origin::Foreign(why) | Origin::Unsupported(why) => why.clone(),
+        Origin::Vendored(parent) => format!("it ships inside {}", parent.parent),
+    };
+    Err(Refusal::NotMovable {
+        path: path(),
+        name: package.name.clone(),
+        version: package.version.clone(),
+        why,
+    })
+}
+
+/// The update's target as a version.
+fn target(update: &PackageUpdate) -> Result<Version, Refusal> {
+    version::parse(&update.target).map_err(|reason| Refusal::Target {
+        path: update.package.path.clone(),
+        reason,
+    })
 }
 
 /// The npm command line every run shares.
@@ -185,18 +252,12 @@ fn global_move(update: &PackageUpdate, index: usize, context: &PlanContext) -> R
     let global_dir = GLOBAL_DIRS
         .iter()
         .find(|d| package.scope.starts_with(&format!("{d}/")))
-        .ok_or_else(|| {
-            Error::InvalidInput(format!(
-                "/{}: a global package outside {}",
-                package.path,
-                GLOBAL_DIRS.join(" and ")
-            ))
+        .ok_or_else(|| Refusal::NotGlobal {
+            path: package.path.clone(),
         })?;
     let prefix = format!("/{}", global_dir.trim_end_matches("/lib/node_modules"));
     let lib = format!("{prefix}/lib");
-    let target = version::parse(&update.target)
-        .map_err(Error::InvalidInput)?
-        .to_string();
+    let target = target(update)?.to_string();
     let spec = format!("{}@{target}", package.name);
     let before = join(&context.staging_dir, "npm-tree-before.json");
     let npm = Npm::new(context);
@@ -352,8 +413,10 @@ impl<'a> Planner<'a> {
     /// The update's copy, which must still be in the tree as detected.
     fn location(&self, update: &PackageUpdate) -> Result<String, Error> {
         let package = &update.package;
-        let stale =
-            |why: &str| Error::InvalidInput(format!("/{}: {why}; detect again", package.path));
+        let stale = |why: &str| Refusal::Stale {
+            path: package.path.clone(),
+            why: why.to_string(),
+        };
         let location = package
             .path
             .strip_prefix(&format!("{}/", package.scope))
@@ -365,7 +428,7 @@ impl<'a> Planner<'a> {
             .get(location)
             .ok_or_else(|| stale("no such copy in the image"))?;
         if copy.version != package.version {
-            return Err(stale(&format!("the image has version {}", copy.version)));
+            return Err(stale(&format!("the image has version {}", copy.version)).into());
         }
         Ok(location.to_string())
     }
@@ -488,7 +551,7 @@ impl<'a> Planner<'a> {
             .manifest
             .declared(&copy.dir_name)
             .ok_or_else(|| Error::Failed(format!("{} is not declared", copy.dir_name)))?;
-        let target = version::parse(&update.target).map_err(Error::InvalidInput)?;
+        let target = target(update)?;
         let exact = target.to_string();
         let styled = spec::restyle(old_spec, &target);
         let set = |spec: &str| Edits {
@@ -522,7 +585,7 @@ impl<'a> Planner<'a> {
     fn highest_target(&self, group: &[(usize, String)]) -> Result<String, Error> {
         let mut best: Option<Version> = None;
         for (i, _) in group {
-            let t = version::parse(&self.updates[*i].target).map_err(Error::InvalidInput)?;
+            let t = target(&self.updates[*i])?;
             if best.as_ref().is_some_and(|b| *b != t) {
                 host::debug(&format!(
                     "copies of one version got different targets; taking the highest of {} and {t}",

@@ -233,7 +233,7 @@ fn mark_workspaces(image: &Image, roots: &mut [Root]) -> Result<(), Error> {
             let tree_manifest = image.read_to_string(&join(&root.dir, "package.json"))?;
             let what = format!("/{}/package.json", root.dir);
             let manifest =
-                crate::manifest::Manifest::parse(&tree_manifest, &what).map_err(Error::Failed)?;
+                crate::manifest::Manifest::parse(&tree_manifest, &what).map_err(crate::failed)?;
             if manifest.has_workspaces {
                 declaring.push(root.dir.clone());
             }
@@ -304,7 +304,7 @@ impl Project {
             let path = join(&root.dir, file_name);
             if let Some(text) = image.read_optional(&path)? {
                 let parsed = Lockfile::parse(&text, file_name, &format!("/{path}"))
-                    .map_err(Error::Failed)?;
+                    .map_err(crate::failed)?;
                 lockfile = Some(parsed);
                 break;
             }

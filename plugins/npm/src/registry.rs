@@ -15,6 +15,26 @@ use serde_json::Value;
 
 use crate::{name, version};
 
+/// Why a registry's answer is not a packument.
+#[derive(Debug, thiserror::Error)]
+pub enum DocumentError {
+    /// The body is not JSON.
+    #[error("{url}: not a registry document")]
+    NotJson {
+        /// Where it came from.
+        url: String,
+        /// The parser's complaint.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The JSON has no `versions` object.
+    #[error("{url}: the document has no versions map")]
+    NoVersions {
+        /// Where it came from.
+        url: String,
+    },
+}
+
 /// The header that asks for the abbreviated document.
 const ACCEPT: &str = "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8";
 
@@ -48,7 +68,11 @@ pub fn releases(
             }
         };
         match response.status {
-            200 => return parse(&response.body, &url, node.as_ref()).map(Some),
+            200 => {
+                return parse(&response.body, &url, node.as_ref())
+                    .map(Some)
+                    .map_err(crate::failed);
+            }
             404 => {
                 host::debug(&format!("{url}: the registry has no package {package}"));
                 return Ok(Some(Vec::new()));
@@ -64,13 +88,16 @@ fn parse(
     body: &[u8],
     url: &str,
     node: Option<&nodejs_semver::Version>,
-) -> Result<Vec<Release>, Error> {
-    let document: Value = serde_json::from_slice(body)
-        .map_err(|e| Error::Failed(format!("{url}: not a registry document: {e}")))?;
+) -> Result<Vec<Release>, DocumentError> {
+    let document: Value =
+        serde_json::from_slice(body).map_err(|source| DocumentError::NotJson {
+            url: url.to_string(),
+            source,
+        })?;
     let Some(Value::Object(versions)) = document.get("versions") else {
-        return Err(Error::Failed(format!(
-            "{url}: the document has no versions map"
-        )));
+        return Err(DocumentError::NoVersions {
+            url: url.to_string(),
+        });
     };
     let mut releases = Vec::with_capacity(versions.len());
     for (spelled, manifest) in versions {

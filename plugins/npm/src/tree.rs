@@ -21,6 +21,13 @@ use crate::manifest::Manifest;
 /// Nesting deeper than this is not a real install; stop there.
 const MAX_NESTING: usize = 64;
 
+/// Longest version string a copy may carry (semver has no limit; npm's
+/// `semver` refuses more than 256 characters).
+const MAX_VERSION: usize = 256;
+
+/// Longest package name npm accepts.
+const MAX_NAME: usize = 214;
+
 /// One installed copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Copy {
@@ -36,7 +43,11 @@ pub struct Copy {
 impl Copy {
     /// The package's own name: the manifest's, else the directory's.
     pub fn name(&self) -> &str {
-        self.manifest.name.as_deref().unwrap_or(&self.dir_name)
+        self.manifest
+            .name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(&self.dir_name)
     }
 
     /// `name@version`, as npm prints a copy.
@@ -71,8 +82,8 @@ impl Tree {
         let root = root.trim_matches('/');
         let manifest_path = join(root, "package.json");
         let text = image.read_to_string(&manifest_path)?;
-        let manifest = Manifest::parse(&text, &format!("/{manifest_path}"))
-            .map_err(salve_plugin_sdk::Error::Failed)?;
+        let manifest =
+            Manifest::parse(&text, &format!("/{manifest_path}")).map_err(crate::failed)?;
         Tree::read_with(image, root, manifest)
     }
 
@@ -163,14 +174,24 @@ impl Tree {
         let manifest = match Manifest::parse(&text, &format!("/{manifest_path}")) {
             Ok(m) => m,
             Err(e) => {
-                host::debug(&format!("skipping a copy npm cannot read either: {e}"));
+                let why = crate::chain(&e);
+                host::debug(&format!("skipping a copy npm cannot read either: {why}"));
                 return Ok(());
             }
         };
-        let Some(version) = manifest.version.clone() else {
-            host::debug(&format!("skipping /{manifest_path}: it has no version"));
+        // What no registry would publish is no copy to report.
+        let Some(version) = manifest
+            .version
+            .clone()
+            .filter(|v| !v.trim().is_empty() && v.len() <= MAX_VERSION)
+        else {
+            host::debug(&format!("skipping /{manifest_path}: no usable version"));
             return Ok(());
         };
+        if manifest.name.as_ref().is_some_and(|n| n.len() > MAX_NAME) {
+            host::debug(&format!("skipping /{manifest_path}: its name is too long"));
+            return Ok(());
+        }
         self.copies.insert(
             location.clone(),
             Copy {

@@ -87,12 +87,6 @@ pub fn classify(a: &str, b: &str) -> Result<Bump, String> {
     })
 }
 
-/// True when the version satisfies the range, pre-releases included only
-/// when the range names the same `major.minor.patch` (npm's rule).
-pub fn satisfies(version: &Version, range: &Range) -> bool {
-    version.satisfies(range)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -157,13 +151,13 @@ mod tests {
     #[test]
     fn caret_ranges_follow_npm() {
         let caret = parse_range("^1.2.0").unwrap();
-        assert!(satisfies(&parse("1.9.9").unwrap(), &caret));
-        assert!(!satisfies(&parse("1.3.0-beta.1").unwrap(), &caret));
-        assert!(!satisfies(&parse("2.0.0").unwrap(), &caret));
+        assert!(parse("1.9.9").unwrap().satisfies(&caret));
+        assert!(!parse("1.3.0-beta.1").unwrap().satisfies(&caret));
+        assert!(!parse("2.0.0").unwrap().satisfies(&caret));
         let zero = parse_range("^0.0.3").unwrap();
-        assert!(!satisfies(&parse("0.0.4").unwrap(), &zero));
+        assert!(!parse("0.0.4").unwrap().satisfies(&zero));
         let either = parse_range("1.x || >=2.5.0").unwrap();
-        assert!(satisfies(&parse("2.6.0").unwrap(), &either));
-        assert!(!satisfies(&parse("2.4.0").unwrap(), &either));
+        assert!(parse("2.6.0").unwrap().satisfies(&either));
+        assert!(!parse("2.4.0").unwrap().satisfies(&either));
     }
 }
