@@ -12,6 +12,10 @@
 //! write to (`/.salve/staging`), `CA` an image path of a CA bundle, and each
 //! `PATH=TARGET` moves the copy detected at `PATH`
 //! (`app/node_modules/qs/package.json=6.7.3`).
+//!
+//! With `SALVE_NPM_CONTAINER=<name>` commands run in that running Docker
+//! container with `docker exec` instead, and `ROOT` is the container's
+//! merged root (`docker inspect -f '{{.GraphDriver.Data.MergedDir}}'`).
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -166,18 +170,26 @@ fn run_check(root: &str, env: &[(String, String)], check: &Check) -> bool {
     ok
 }
 
-/// Runs a command in `root` with `chroot`, in its working directory.
+/// Runs a command in `root` with `chroot` (or in the container named by
+/// `SALVE_NPM_CONTAINER`), in its working directory.
 fn chroot(root: &str, env: &[(String, String)], command: &Command) -> (i32, String, String) {
-    let mut cmd = std::process::Command::new("chroot");
-    cmd.arg(root)
-        .arg("/usr/bin/env")
-        .arg("-i")
-        .arg("HOME=/root");
-    for (k, v) in env.iter().chain(&command.env) {
-        cmd.arg(format!("{k}={v}"));
-    }
     let cwd = command.cwd.clone().unwrap_or_else(|| "/".into());
-    cmd.args(["sh", "-c", "cd \"$0\" && exec \"$@\"", &cwd]);
+    let mut cmd;
+    if let Ok(container) = std::env::var("SALVE_NPM_CONTAINER") {
+        cmd = std::process::Command::new("docker");
+        cmd.args(["exec", "-w", cwd.as_str()]);
+        for (k, v) in env.iter().chain(&command.env) {
+            cmd.args(["-e", &format!("{k}={v}")]);
+        }
+        cmd.arg(container);
+    } else {
+        cmd = std::process::Command::new("chroot");
+        cmd.arg(root).args(["/usr/bin/env", "-i", "HOME=/root"]);
+        for (k, v) in env.iter().chain(&command.env) {
+            cmd.arg(format!("{k}={v}"));
+        }
+        cmd.args(["sh", "-c", "cd \"$0\" && exec \"$@\"", &cwd]);
+    }
     cmd.args(&command.argv);
     match cmd.output() {
         Ok(o) => (

@@ -556,7 +556,7 @@ impl<'a> Planner<'a> {
         let styled = spec::restyle(old_spec, &target);
         let set = |spec: &str| Edits {
             specs: vec![(section.to_string(), copy.dir_name.clone(), spec.to_string())],
-            overrides: Vec::new(),
+            ..Edits::default()
         };
         let restyle = (styled != exact).then(|| set(&styled));
         let moved = Target {
@@ -630,9 +630,18 @@ impl<'a> Planner<'a> {
         let manifest = join(&self.dir, "package.json");
         let options = self.install_options();
 
+        let mut edits = edits.clone();
+        if matches!(self.project.root.kind, Kind::Global { .. })
+            && !self.tree().manifest.dev_dependencies.is_empty()
+        {
+            // An installed package's development dependencies are never
+            // installed, but npm resolves their whole tree (registry calls
+            // for packages that may no longer resolve) just to omit it.
+            edits.remove.push("devDependencies".into());
+        }
         let mut steps = vec![
             Step::Run(script::snapshot(&self.dir, &before)),
-            Step::Run(script::edit(&manifest, edits)),
+            Step::Run(script::edit(&manifest, &edits)),
             Step::Run(self.npm.command(&["install"], &options, &self.dir)),
         ];
         if let Some(restyle) = restyle {

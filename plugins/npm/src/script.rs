@@ -44,12 +44,15 @@ pub struct Edits {
     pub specs: Vec<(String, String, String)>,
     /// `(key path, value)` under `overrides`.
     pub overrides: Vec<(Vec<String>, String)>,
+    /// Top-level fields to delete.
+    pub remove: Vec<String>,
 }
 
 impl Edits {
     /// The edits as `manifest.js` reads them.
     pub fn to_json(&self) -> String {
-        json!({ "specs": self.specs, "overrides": self.overrides }).to_string()
+        json!({ "specs": self.specs, "overrides": self.overrides, "remove": self.remove })
+            .to_string()
     }
 }
 

@@ -146,7 +146,7 @@ fn npm_9_pins_through_each_dependent_and_references_direct_ones() {
     let tasks = plan(&image, &updates, &context());
     assert_eq!(
         edits(&tasks[0]),
-        [json!({"specs": [], "overrides": [
+        [json!({"specs": [], "remove": [], "overrides": [
             [["mkdirp@0.5.1", "."], "$mkdirp"],
             [["mkdirp@0.5.1", "minimist"], "0.2.4"],
             [["rc@1.2.8", "."], "$rc"],
@@ -155,7 +155,7 @@ fn npm_9_pins_through_each_dependent_and_references_direct_ones() {
     );
     assert_eq!(
         edits(&tasks[1]),
-        [json!({"specs": [], "overrides": [
+        [json!({"specs": [], "remove": [], "overrides": [
             [["body-parser@1.19.0", "qs"], "6.7.3"],
             [["express@4.17.1", "."], "$express"],
             [["express@4.17.1", "qs"], "6.7.3"],
@@ -179,7 +179,7 @@ fn npm_11_2_pins_with_a_version_selector() {
     let tasks = plan(&image, &updates, &context());
     assert_eq!(
         edits(&tasks[0]),
-        [json!({"specs": [], "overrides": [[["qs@6.7.0"], "6.7.3"]]})]
+        [json!({"specs": [], "remove": [], "overrides": [[["qs@6.7.0"], "6.7.3"]]})]
     );
 }
 
@@ -259,8 +259,8 @@ fn a_direct_dependency_is_installed_exactly_then_written_in_the_users_style() {
     assert_eq!(
         edits(task),
         [
-            json!({"specs": [["dependencies", "express", "4.19.2"]], "overrides": []}),
-            json!({"specs": [["dependencies", "express", "^4.19.2"]], "overrides": []}),
+            json!({"specs": [["dependencies", "express", "4.19.2"]], "overrides": [], "remove": []}),
+            json!({"specs": [["dependencies", "express", "^4.19.2"]], "overrides": [], "remove": []}),
         ]
     );
     let mut lock_only = BASE.to_vec();

@@ -4,11 +4,12 @@
 // `node -e <this file> FILE EDITS`, where EDITS is a JSON object:
 //
 //   {"specs": [["dependencies", "express", "^4.19.2"], ...],
-//    "overrides": [[["qs@6.7.0"], "6.7.3"], [["body-parser@1.19.0", "qs@6.7.0"], "6.7.3"], ...]}
+//    "overrides": [[["qs@6.7.0"], "6.7.3"], [["express@4.17.1", "qs"], "6.7.3"], ...],
+//    "remove": ["devDependencies"]}
 //
 // `specs` replace a dependency's spec in the named section; `overrides` set
 // a value at a key path under the top-level `overrides` object, creating it
-// (as the last key) when missing. The edits are applied to the file as it is
+// (as the last key) when missing; `remove` deletes top-level fields. The edits are applied to the file as it is
 // when the step runs, so that the tasks of one project compose in order.
 // Indentation, line endings, a byte-order mark, a final newline and key
 // order are kept, as npm itself keeps them when it saves package.json.
@@ -55,6 +56,8 @@ for (const [keys, value] of edits.overrides || []) {
   }
   at[keys[keys.length - 1]] = value;
 }
+
+for (const key of edits.remove || []) delete manifest[key];
 
 const out = JSON.stringify(manifest, null, indent).replace(/\n/g, newline);
 fs.writeFileSync(file, bom + out + finalNewline);
