@@ -117,7 +117,11 @@ impl Context<'_> {
                 ))
             }),
         };
-        let mut attributes = vec![(attr::DEPENDENCY.to_string(), "global".to_string())];
+        let dependency = match root.kind {
+            Kind::Global { .. } => "global",
+            _ => "debian-module",
+        };
+        let mut attributes = vec![(attr::DEPENDENCY.to_string(), dependency.to_string())];
         attributes.extend(self.tool_attributes());
         Ok(Some(InstalledPackage {
             name: name.clone(),
@@ -216,6 +220,12 @@ impl Context<'_> {
         if let Some(parent) = self.bundling_parent(location, copy) {
             return Origin::Vendored(parent);
         }
+        if let Some(source) = self.non_registry_source(location, copy) {
+            return Origin::Unsupported(format!(
+                "installed from {source}, not from a registry; salve moves registry packages \
+                 only"
+            ));
+        }
         if let Some(why) = self.tools.npm_unusable() {
             return Origin::Unsupported(why);
         }
@@ -268,6 +278,32 @@ impl Context<'_> {
             parent: parent_copy.name().to_string(),
             parent_path: join(&tree.path_of(parent), "package.json"),
         })
+    }
+
+    /// Where the copy came from when that is not a registry: the root's
+    /// spec for a direct dependency (`github:user/repo`, `file:../lib`), or
+    /// the lockfile's `resolved` (`git+ssh://...`).
+    fn non_registry_source(&self, location: &str, copy: &Copy) -> Option<String> {
+        if self.is_direct(location, copy)
+            && let Some((_, spec)) = self.project.tree.manifest.declared(&copy.dir_name)
+            && !crate::spec::from_registry(spec)
+        {
+            return Some(format!("{spec:?}"));
+        }
+        let resolved = self
+            .project
+            .lockfile
+            .as_ref()?
+            .entries
+            .get(location)?
+            .resolved
+            .as_deref()?;
+        // Registry tarballs are http(s) URLs (some registries' without a
+        // `.tgz`); git, local paths and links are not.
+        let elsewhere = ["git+", "git:", "github:", "file:", "link:"]
+            .iter()
+            .any(|prefix| resolved.starts_with(prefix));
+        elsewhere.then(|| resolved.to_string())
     }
 
     /// True for the copy the root itself requires by a declared dependency.

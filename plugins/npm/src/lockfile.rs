@@ -66,6 +66,9 @@ pub struct Locked {
     pub dev_optional: bool,
     /// Shipped inside its parent's tarball.
     pub in_bundle: bool,
+    /// Where npm fetched it from (a registry tarball, `git+ssh://...`,
+    /// `file:...`), when recorded.
+    pub resolved: Option<String>,
 }
 
 impl Lockfile {
@@ -135,6 +138,10 @@ fn locked(entry: &Value, bundle_key: &str) -> Locked {
         optional: flag("optional"),
         dev_optional: flag("devOptional"),
         in_bundle: flag(bundle_key),
+        resolved: entry
+            .get("resolved")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     }
 }
 

@@ -17,6 +17,21 @@ use crate::version;
 /// Operators a single-version spec may start with, longest first.
 const OPERATORS: [&str; 6] = [">=", "<=", "^", "~", "=", ">"];
 
+/// True when a dependency spec names registry versions (a range, a version
+/// or a tag), not a git repository, a URL, a path or an alias.
+pub fn from_registry(spec: &str) -> bool {
+    let spec = spec.trim();
+    if version::parse_range(spec).is_ok() {
+        return true;
+    }
+    // A dist-tag is a bare word; anything with a scheme, a path or a
+    // `user/repo` shorthand comes from elsewhere.
+    !spec.is_empty()
+        && spec
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 /// The spec to write for `target` in place of `spec`.
 pub fn restyle(spec: &str, target: &Version) -> String {
     let trimmed = spec.trim();
@@ -122,6 +137,24 @@ mod tests {
         assert_eq!(restyled("<1.0.0", "1.0.1"), "1.0.1");
         assert_eq!(restyled("latest", "1.0.1"), "1.0.1");
         assert_eq!(restyled("github:user/repo", "1.0.1"), "1.0.1");
+    }
+
+    #[test]
+    fn registry_specs_are_told_from_other_sources() {
+        for spec in ["^4.17.1", "4.x", "*", "", "latest", "next", ">=1 <2"] {
+            assert!(from_registry(spec), "{spec:?}");
+        }
+        for spec in [
+            "github:user/repo",
+            "user/repo#v1.0.0",
+            "git+ssh://git@github.com/u/r.git",
+            "file:../lib",
+            "https://example.com/x.tgz",
+            "npm:qs@6.5.2",
+            "link:../x",
+        ] {
+            assert!(!from_registry(spec), "{spec:?}");
+        }
     }
 
     #[test]

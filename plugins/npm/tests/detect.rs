@@ -339,3 +339,48 @@ fn a_broken_root_manifest_names_the_file() {
     .to_string();
     assert!(err.contains("/app/package.json: not valid JSON"), "{err}");
 }
+
+#[test]
+fn copies_from_git_or_local_paths_are_not_registry_packages() {
+    let image = TestImage::new();
+    image.write(
+        "opt/svc/package.json",
+        r#"{"name":"svc","dependencies":{"forked":"github:someone/forked#v1.0.0","a":"^1.0.0"}}"#,
+    );
+    image.write(
+        "opt/svc/package-lock.json",
+        r#"{"lockfileVersion":3,"packages":{
+            "node_modules/forked":{"version":"1.0.0","resolved":"git+ssh://git@github.com/someone/forked.git#0123abc"},
+            "node_modules/a":{"version":"1.0.0","resolved":"https://registry.npmjs.org/a/-/a-1.0.0.tgz"},
+            "node_modules/b":{"version":"2.0.0","resolved":"file:../b"}}}"#,
+    );
+    for (dir, name, version) in [
+        ("forked", "forked", "1.0.0"),
+        ("a", "a", "1.0.0"),
+        ("b", "b", "2.0.0"),
+    ] {
+        image.write(
+            &format!("opt/svc/node_modules/{dir}/package.json"),
+            &format!(r#"{{"name":"{name}","version":"{version}"}}"#),
+        );
+    }
+    image.write("usr/bin/npm", "");
+    let found = detect(&image);
+    let forked = at(&found, "opt/svc/node_modules/forked/package.json");
+    assert_eq!(
+        forked.origin,
+        Origin::Unsupported(
+            "installed from \"github:someone/forked#v1.0.0\", not from a registry; salve moves \
+             registry packages only"
+                .into()
+        )
+    );
+    let local = at(&found, "opt/svc/node_modules/b/package.json");
+    assert!(
+        matches!(&local.origin, Origin::Unsupported(w) if w.starts_with("installed from file:../b"))
+    );
+    assert_eq!(
+        at(&found, "opt/svc/node_modules/a/package.json").origin,
+        Origin::Managed
+    );
+}
