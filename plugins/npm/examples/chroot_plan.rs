@@ -116,11 +116,24 @@ fn run(root: &str, staging: &str, ca: Option<String>, moves: &[String]) -> Resul
         sources: vec!["https://registry.npmjs.org/".into()],
         network: true,
     };
-    let tasks = match Npm::plan(&image, &updates, &plan_context, &Answers::default())
-        .map_err(|e| e.to_string())?
-    {
-        Planned::Tasks(tasks) => tasks,
-        Planned::Probes(_) => return Err("the plan asked for probes".into()),
+    let mut answers = Answers::default();
+    let tasks = loop {
+        match Npm::plan(&image, &updates, &plan_context, &answers).map_err(|e| e.to_string())? {
+            Planned::Tasks(tasks) => break tasks,
+            Planned::Probes(probes) => {
+                for p in &probes {
+                    let started = Instant::now();
+                    let (code, out, err) = chroot(root, &env, &p.command);
+                    println!("probe {}: exit {code} in {:.2?}", p.id, started.elapsed());
+                    answers.0.push(ProbeResult {
+                        id: p.id.clone(),
+                        exit_code: code,
+                        stdout: out,
+                        stderr: err,
+                    });
+                }
+            }
+        }
     };
 
     let mut all_ok = true;

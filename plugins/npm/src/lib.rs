@@ -111,9 +111,9 @@ impl Plugin for Npm {
         image: &Image,
         updates: &[PackageUpdate],
         context: &PlanContext,
-        _: &Answers,
+        answers: &Answers,
     ) -> Result<Planned, Error> {
-        plan::plan(image, updates, context).map(Planned::Tasks)
+        plan::plan(image, updates, context, answers)
     }
 }
 

@@ -1,23 +1,32 @@
 //! Planning: turning updates into npm runs that leave each project
 //! consistent.
 //!
-//! Per root (an application, or a global package's own tree), every update
-//! is its own task, so that one package npm cannot move does not sink the
-//! others; tasks run in order and each builds on what the tasks before it
-//! left. Transitive dependencies come first, direct ones last:
+//! Per root (an application, or a global package's own tree), each direct
+//! dependency and each transitive package name is its own task, so that one
+//! package npm cannot move does not sink the others; tasks run in order and
+//! each builds on what the tasks before it left.
 //!
+//! - a **direct** dependency gets a new spec in `package.json` (npm refuses
+//!   overrides of direct dependencies, EOVERRIDE): first the exact target,
+//!   so that npm installs exactly that version, then the user's own style
+//!   (`^4.19.2`), which the locked version satisfies;
 //! - a **transitive** copy is pinned with an `overrides` entry, then
 //!   `npm install` reconciles the lockfile and `node_modules`. The entry is
 //!   as narrow as the image's npm applies correctly (see
 //!   [`OverrideForm`]): `"qs@6.7.0": "6.7.3"` on npm 11.2 and later, else
 //!   one entry per dependent, keyed by the dependent's version
 //!   (`"express@4.17.1": {"qs": "6.7.3"}`), so that the pin lapses by
-//!   itself when a later task moves that dependent;
-//! - a **direct** dependency gets a new spec in `package.json` (npm refuses
-//!   overrides of direct dependencies, EOVERRIDE): first the exact target,
-//!   so that npm installs exactly that version, then the user's own style
-//!   (`^4.19.2`), which the locked version satisfies;
+//!   itself if that dependent moves;
 //! - a **global package** moves with `npm install -g name@version`.
+//!
+//! Direct and transitive moves in one project interact: a new express
+//! brings its own qs and cookie. When both kinds move, the plan first asks
+//! for a dry run of the direct moves (a probe: `npm install
+//! --package-lock-only` on a copy of the lockfile) and then runs the direct
+//! moves first, pins only the copies they leave below their targets (keyed
+//! by the new dependents), and merely checks the copies they replaced.
+//! Without a dry run (no lockfile, or no direct move), transitive names go
+//! first, a package before the packages that require it.
 //!
 //! Every npm run skips install scripts, the audit and funding calls, keeps
 //! its cache in the staging directory, trusts the run's CA bundle, and
@@ -62,12 +71,13 @@ use std::collections::BTreeMap;
 use nodejs_semver::Version;
 use salve_plugin_sdk::image::Image;
 use salve_plugin_sdk::{
-    Check, Command, Error, Origin, OutputMatch, PackageUpdate, PlanContext, Step, Task, host,
+    Answers, Check, Command, Error, Origin, OutputMatch, PackageUpdate, PlanContext, Planned,
+    Probe, ProbeResult, Step, Task, host,
 };
 
 use crate::detect::attr;
 use crate::project::{GLOBAL_DIRS, Kind, Manager, Project, Root};
-use crate::script::{self, Edits, Target};
+use crate::script::{self, Dependent, DryRun, Edits, Target};
 use crate::tools::{OverrideForm, Tools};
 use crate::tree::{Tree, join};
 use crate::{name, spec, version};
@@ -75,24 +85,32 @@ use crate::{name, spec, version};
 /// The registry npm uses unless told otherwise.
 pub const DEFAULT_REGISTRY: &str = "https://registry.npmjs.org/";
 
-/// Plans every update.
+/// Plans every update, or asks for the dry runs it needs first.
+///
+/// A project where both direct and transitive dependencies move is planned
+/// against the tree the direct moves lead to: a new express brings its own
+/// qs and cookie, which may already be fixed (nothing to pin) or still
+/// vulnerable at a version nobody detected (pin that one). The `dry-run`
+/// probe applies the direct moves to a copy of the lockfile and reports it.
 ///
 /// # Errors
 ///
 /// An update names an invalid package or version, a copy salve may not
 /// move, or a copy that is no longer in the image as detected; a root
-/// cannot be read.
+/// cannot be read; a probe's answer cannot be read.
 pub fn plan(
     image: &Image,
     updates: &[PackageUpdate],
     context: &PlanContext,
-) -> Result<Vec<Task>, Error> {
+    answers: &Answers,
+) -> Result<Planned, Error> {
     let mut by_scope: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, update) in updates.iter().enumerate() {
         validate(update)?;
         by_scope.entry(&update.package.scope).or_default().push(i);
     }
     let mut tasks = Vec::new();
+    let mut probes = Vec::new();
     for (scope, indexes) in by_scope {
         let (globals, inside): (Vec<usize>, Vec<usize>) = indexes
             .into_iter()
@@ -100,11 +118,42 @@ pub fn plan(
         for i in globals {
             tasks.push(global_move(&updates[i], i, context)?);
         }
-        if !inside.is_empty() {
-            tasks.extend(Planner::new(image, scope, updates, context)?.tasks(&inside)?);
+        if inside.is_empty() {
+            continue;
         }
+        let mut planner = Planner::new(image, scope, updates, context)?;
+        let split = planner.split(&inside)?;
+        if let Some(probe) = planner.dry_run(&split) {
+            match answers.get(&probe.id) {
+                Some(answer) => planner.future = future(answer)?,
+                None => {
+                    probes.push(probe);
+                    continue;
+                }
+            }
+        }
+        tasks.extend(planner.tasks(split)?);
     }
-    Ok(tasks)
+    if probes.is_empty() {
+        Ok(Planned::Tasks(tasks))
+    } else {
+        Ok(Planned::Probes(probes))
+    }
+}
+
+/// The tree a dry run reported; `None` when the direct moves fail there
+/// (their tasks will fail the same way and say why).
+fn future(answer: &ProbeResult) -> Result<Option<DryRun>, Error> {
+    if answer.exit_code != 0 {
+        host::debug(&format!(
+            "{}: the dry run failed ({}); planning against today's tree: {}",
+            answer.id, answer.exit_code, answer.stderr
+        ));
+        return Ok(None);
+    }
+    serde_json::from_str(answer.stdout.trim())
+        .map(Some)
+        .map_err(|e| Error::Failed(format!("{}: the dry run printed no tree: {e}", answer.id)))
 }
 
 /// Why an update cannot be planned; each names the copy's path.
@@ -222,6 +271,13 @@ impl Npm {
         Npm { options }
     }
 
+    /// The shared options followed by `extra`.
+    fn options_with(&self, extra: &[&str]) -> Vec<String> {
+        let mut all = self.options.clone();
+        all.extend(extra.iter().map(|s| s.to_string()));
+        all
+    }
+
     /// `npm <words...> <options> <extra...>` in `cwd`.
     fn command(&self, words: &[&str], extra: &[&str], cwd: &str) -> Command {
         let mut argv: Vec<String> = std::iter::once("npm")
@@ -270,7 +326,7 @@ fn global_move(update: &PackageUpdate, index: usize, context: &PlanContext) -> R
         name: package.name.clone(),
         location: format!("node_modules/{}", package.name),
         version: target.clone(),
-        dependents: vec![String::new()],
+        dependents: vec![Dependent::root()],
     };
     let checks = vec![
         Check {
@@ -316,6 +372,40 @@ struct Planner<'a> {
     had_hidden_lockfile: bool,
     /// For each copy, the locations (`""`: the root) that require it.
     required_by: BTreeMap<String, Vec<String>>,
+    /// The tree the direct moves lead to, when a dry run told.
+    future: Option<DryRun>,
+}
+
+/// `(update index, location)` of the copies of one package at one version.
+type Group = Vec<(usize, String)>;
+
+/// Transitive copies by package name, then by installed version.
+type ByName = BTreeMap<String, BTreeMap<String, Group>>;
+
+/// A root's updates, sorted for planning.
+struct Split {
+    /// `(update, location)` of direct dependencies.
+    direct: Group,
+    /// Transitive copies.
+    transitive: ByName,
+}
+
+/// Copies of one package at one version that a pin moves to one target.
+struct Heirs {
+    /// The installed version.
+    installed: String,
+    /// The target.
+    target: String,
+    /// Each copy's location and what requires it.
+    copies: Vec<(String, Vec<Required>)>,
+}
+
+/// A copy requiring another, with what an override key needs.
+#[derive(Clone, Debug)]
+struct Required {
+    location: String,
+    dir_name: String,
+    version: String,
 }
 
 impl<'a> Planner<'a> {
@@ -373,6 +463,7 @@ impl<'a> Planner<'a> {
             project,
             tools,
             npm: Npm::new(context),
+            future: None,
         })
     }
 
@@ -380,19 +471,20 @@ impl<'a> Planner<'a> {
         &self.project.tree
     }
 
-    /// The tasks for `indexes`: one per transitive package name (all its
-    /// versions together), then one per direct dependency.
-    fn tasks(&self, indexes: &[usize]) -> Result<Vec<Task>, Error> {
-        let mut transitive: BTreeMap<String, BTreeMap<String, Vec<(usize, String)>>> =
-            BTreeMap::new();
-        let mut direct = Vec::new();
+    /// Sorts `indexes` into direct and transitive updates.
+    fn split(&self, indexes: &[usize]) -> Result<Split, Error> {
+        let mut split = Split {
+            direct: Vec::new(),
+            transitive: BTreeMap::new(),
+        };
         for &i in indexes {
             let location = self.location(&self.updates[i])?;
             let copy = &self.tree().copies[&location];
             if self.is_direct(&location) {
-                direct.push((i, location));
+                split.direct.push((i, location));
             } else {
-                transitive
+                split
+                    .transitive
                     .entry(copy.dir_name.clone())
                     .or_default()
                     .entry(copy.version.clone())
@@ -400,14 +492,82 @@ impl<'a> Planner<'a> {
                     .push((i, location));
             }
         }
-        let mut tasks = Vec::new();
-        for (name, by_version) in transitive {
-            tasks.push(self.pin(&name, &by_version)?);
+        Ok(split)
+    }
+
+    /// The probe that shows where the direct moves lead, when transitive
+    /// copies move too and a lockfile can tell.
+    fn dry_run(&self, split: &Split) -> Option<Probe> {
+        if split.direct.is_empty() || split.transitive.is_empty() {
+            return None;
         }
-        for (i, location) in direct {
-            tasks.push(self.respec(i, &location)?);
+        self.project.lockfile.as_ref()?;
+        let mut edits = Edits::default();
+        for (i, location) in &split.direct {
+            let copy = &self.tree().copies[location];
+            let (section, _) = self.tree().manifest.declared(&copy.dir_name)?;
+            let target = target(&self.updates[*i]).ok()?.to_string();
+            edits
+                .specs
+                .push((section.into(), copy.dir_name.clone(), target));
+        }
+        let watch: Vec<String> = split.transitive.keys().cloned().collect();
+        let dir = join(&self.context.staging_dir, "npm-dry-run");
+        let npm_args = self.npm.options_with(&[self.dev_option()]);
+        let command = script::dry_run(&self.dir, &dir, &edits, &watch, &npm_args)
+            .env("npm_config_update_notifier", "false");
+        Some(Probe {
+            id: format!("dry-run:{}", self.dir),
+            command,
+        })
+    }
+
+    /// The tasks: with a dry run, direct moves first and then what they
+    /// leave to pin; without, transitive names (what others need first),
+    /// then direct moves.
+    fn tasks(&self, split: Split) -> Result<Vec<Task>, Error> {
+        let mut tasks = Vec::new();
+        let direct = |tasks: &mut Vec<Task>| -> Result<(), Error> {
+            for (i, location) in &split.direct {
+                tasks.push(self.respec(*i, location)?);
+            }
+            Ok(())
+        };
+        if self.future.is_some() {
+            direct(&mut tasks)?;
+        }
+        for name in self.leaves_first(&split.transitive) {
+            tasks.push(self.pin(&name, &split.transitive[&name])?);
+        }
+        if self.future.is_none() {
+            direct(&mut tasks)?;
         }
         Ok(tasks)
+    }
+
+    /// Transitive names ordered so that a package comes before the packages
+    /// that require it (pinning qs before body-parser moves keeps the new
+    /// body-parser from being checked against a qs pin it is not held to),
+    /// alphabetically otherwise.
+    fn leaves_first(&self, transitive: &ByName) -> Vec<String> {
+        let needs = |name: &str| -> Vec<&str> {
+            transitive[name]
+                .values()
+                .flatten()
+                .flat_map(|(_, location)| self.tree().edges(location))
+                .filter(|n| transitive.contains_key(*n) && *n != name)
+                .collect()
+        };
+        let mut order: Vec<String> = Vec::new();
+        let mut pending: Vec<&String> = transitive.keys().collect();
+        while !pending.is_empty() {
+            let ready = pending
+                .iter()
+                .position(|name| needs(name).iter().all(|n| order.iter().any(|o| o == n)))
+                .unwrap_or(0); // a cycle: take the first alphabetically
+            order.push(pending.remove(ready).clone());
+        }
+        order
     }
 
     /// The update's copy, which must still be in the tree as detected.
@@ -458,35 +618,51 @@ impl<'a> Planner<'a> {
         options
     }
 
-    /// The task pinning the copies of one package, each installed version
-    /// to its own target. All versions of a name go in one task: with npm 9,
-    /// pinning one version after another was moved (and its copy placed
+    /// The task for the copies of one transitive package: each installed
+    /// version pinned to its own target, or, when the direct moves already
+    /// replaced it, checked. All versions of a name go in one task: with npm
+    /// 9, pinning one version after another was moved (and its copy placed
     /// elsewhere) left the second pin unapplied, while both at once worked.
-    fn pin(
-        &self,
-        name: &str,
-        by_version: &BTreeMap<String, Vec<(usize, String)>>,
-    ) -> Result<Task, Error> {
+    fn pin(&self, name: &str, by_version: &BTreeMap<String, Group>) -> Result<Task, Error> {
         let mut edits = Edits::default();
         let mut targets = Vec::new();
         let mut checks = Vec::new();
         let mut moves = Vec::new();
         for (installed, group) in by_version {
             let target = self.highest_target(group)?;
-            let dependents = self.dependents(group.iter().map(|(_, l)| l.as_str()));
-            edits
-                .overrides
-                .extend(self.overrides(name, installed, &target, &dependents));
-            for (_, location) in group {
-                targets.push(Target {
-                    name: name.to_string(),
-                    location: location.clone(),
-                    version: target.clone(),
-                    dependents: self.dependents([location.as_str()]),
-                });
+            let heirs = self.heirs(name, installed, &target, group);
+            if heirs.is_empty() {
+                // The direct moves replaced every copy; check that they did.
+                for (_, location) in group {
+                    checks.push(Check {
+                        description: format!(
+                            "{name} {installed} at {location} was replaced by {target} or later"
+                        ),
+                        command: script::fixed(&self.dir, location, &target),
+                        exit_code: 0,
+                        stdout: OutputMatch::Equals("fixed".into()),
+                    });
+                }
+                moves.push(format!("{installed} replaced by the direct moves"));
+                continue;
             }
-            checks.push(self.loads(name, &dependents, &target));
-            moves.push(format!("{installed} to {target}"));
+            for heir in &heirs {
+                let requirers: Vec<&Required> = heir.copies.iter().flat_map(|(_, r)| r).collect();
+                edits
+                    .overrides
+                    .extend(self.overrides(name, heir, &requirers));
+                for (location, required) in &heir.copies {
+                    targets.push(Target {
+                        name: name.to_string(),
+                        location: location.clone(),
+                        version: target.clone(),
+                        dependents: required.iter().map(Required::dependent).collect(),
+                    });
+                }
+                let froms: Vec<String> = requirers.iter().map(|r| r.location.clone()).collect();
+                checks.push(self.loads(name, &dedup(froms), &target));
+                moves.push(format!("{} to {target}", heir.installed));
+            }
         }
         let indexes = by_version
             .values()
@@ -498,32 +674,123 @@ impl<'a> Planner<'a> {
             moves.join(", "),
             self.dir
         );
+        if edits.overrides.is_empty() {
+            return Ok(Task {
+                description: format!("check {name} in {}: {}", self.dir, moves.join(", ")),
+                updates: indexes,
+                steps: Vec::new(),
+                checks,
+            });
+        }
         Ok(self.task(description, indexes, &edits, None, &targets, checks))
     }
 
-    /// The `overrides` entries that move the copies of `name@installed`
-    /// that `dependents` require to `target`.
-    fn overrides(
+    /// The copies of `name@installed` to pin: the detected ones, or, after
+    /// a dry run, the copies of `name` below `target` that the same packages
+    /// (by name) still require.
+    fn heirs(
         &self,
         name: &str,
         installed: &str,
         target: &str,
-        dependents: &[String],
+        group: &[(usize, String)],
+    ) -> Vec<Heirs> {
+        let today: Vec<(String, Vec<Required>)> = group
+            .iter()
+            .map(|(_, location)| (location.clone(), self.required(location)))
+            .collect();
+        let Some(future) = &self.future else {
+            return vec![Heirs {
+                installed: installed.to_string(),
+                target: target.to_string(),
+                copies: today,
+            }];
+        };
+        let requirers: Vec<&str> = today
+            .iter()
+            .flat_map(|(_, r)| r.iter().map(|r| r.dir_name.as_str()))
+            .collect();
+        let below =
+            |v: &str| version::compare(v, target).is_ok_and(|o| o == std::cmp::Ordering::Less);
+        let mut by_version: BTreeMap<String, Vec<(String, Vec<Required>)>> = BTreeMap::new();
+        for copy in future
+            .copies
+            .iter()
+            .filter(|c| c.name == name && below(&c.version))
+        {
+            let required: Vec<Required> = copy
+                .dependents
+                .iter()
+                .filter(|d| !d.location.is_empty())
+                .map(|d| Required {
+                    location: d.location.clone(),
+                    dir_name: dir_name(&d.location).to_string(),
+                    version: d.version.clone(),
+                })
+                .collect();
+            if required
+                .iter()
+                .any(|r| requirers.contains(&r.dir_name.as_str()))
+            {
+                by_version
+                    .entry(copy.version.clone())
+                    .or_default()
+                    .push((copy.location.clone(), required));
+            }
+        }
+        by_version
+            .into_iter()
+            .map(|(installed, copies)| Heirs {
+                installed,
+                target: target.to_string(),
+                copies,
+            })
+            .collect()
+    }
+
+    /// What requires the copy at `location` today, the root left out.
+    fn required(&self, location: &str) -> Vec<Required> {
+        self.required_by
+            .get(location)
+            .into_iter()
+            .flatten()
+            .filter_map(|from| {
+                self.tree().copies.get(from).map(|c| Required {
+                    location: from.clone(),
+                    dir_name: c.dir_name.clone(),
+                    version: c.version.clone(),
+                })
+            })
+            .collect()
+    }
+
+    /// The `overrides` entries that move `heirs` to their target.
+    fn overrides(
+        &self,
+        name: &str,
+        heirs: &Heirs,
+        requirers: &[&Required],
     ) -> Vec<(Vec<String>, String)> {
-        let selector = || vec![(vec![format!("{name}@{installed}")], target.to_string())];
+        let target = heirs.target.clone();
+        let selector = || vec![(vec![format!("{name}@{}", heirs.installed)], target.clone())];
         if self.tools.override_form() == OverrideForm::Selector {
             return selector();
         }
         let mut entries = Vec::new();
-        for dependent in dependents.iter().filter_map(|d| self.tree().copies.get(d)) {
-            let key = format!("{}@{}", dependent.dir_name, dependent.version);
-            if self.tree().manifest.declared(&dependent.dir_name).is_some() {
+        let mut keys: Vec<String> = Vec::new();
+        for required in requirers {
+            let key = format!("{}@{}", required.dir_name, required.version);
+            if keys.contains(&key) {
+                continue;
+            }
+            keys.push(key.clone());
+            if self.tree().manifest.declared(&required.dir_name).is_some() {
                 // Without it npm reads the key's version as an override of
                 // the direct dependency itself (EOVERRIDE).
-                let reference = format!("${}", dependent.dir_name);
+                let reference = format!("${}", required.dir_name);
                 entries.push((vec![key.clone(), ".".into()], reference));
             }
-            entries.push((vec![key, name.to_string()], target.to_string()));
+            entries.push((vec![key, name.to_string()], target.clone()));
         }
         if entries.is_empty() {
             // Nothing requires the copy: only a selector can name it.
@@ -563,7 +830,7 @@ impl<'a> Planner<'a> {
             name: copy.dir_name.clone(),
             location: location.to_string(),
             version: exact.clone(),
-            dependents: vec![String::new()],
+            dependents: vec![Dependent::root()],
         };
         let description = format!(
             "move {} {} to {exact} in {} ({section} {:?} -> {styled:?})",
@@ -598,19 +865,6 @@ impl<'a> Planner<'a> {
         }
         best.map(|b| b.to_string())
             .ok_or_else(|| Error::Failed("an empty group of updates".into()))
-    }
-
-    /// The locations whose dependencies resolve to any of `locations`.
-    fn dependents<'l>(&self, locations: impl IntoIterator<Item = &'l str>) -> Vec<String> {
-        let mut found: Vec<String> = locations
-            .into_iter()
-            .filter_map(|location| self.required_by.get(location))
-            .flatten()
-            .cloned()
-            .collect();
-        found.sort();
-        found.dedup();
-        found
     }
 
     /// One task: snapshot, edit, install, (restyle); `checks` first, then
@@ -697,4 +951,38 @@ impl<'a> Planner<'a> {
             checks,
         }
     }
+}
+
+impl Required {
+    fn dependent(&self) -> Dependent {
+        Dependent {
+            location: self.location.clone(),
+            version: self.version.clone(),
+        }
+    }
+}
+
+impl Dependent {
+    /// The root itself.
+    fn root() -> Dependent {
+        Dependent {
+            location: String::new(),
+            version: String::new(),
+        }
+    }
+}
+
+/// The directory name of the copy at `location` (`@scope/name` included).
+fn dir_name(location: &str) -> &str {
+    let cut = location
+        .rfind("node_modules/")
+        .map_or(0, |i| i + "node_modules/".len());
+    &location[cut..]
+}
+
+/// `items` sorted, without repeats.
+fn dedup(mut items: Vec<String>) -> Vec<String> {
+    items.sort();
+    items.dedup();
+    items
 }

@@ -6,7 +6,7 @@ use common::{TestImage, answers, at, detect, detect_with};
 use salve_plugin_npm::Npm;
 use salve_plugin_sdk::{
     Answers, Command, Error, InstalledPackage, Origin, OutputMatch, PackageUpdate, PlanContext,
-    Planned, Plugin, Step, Task,
+    Planned, Plugin, Probe, ProbeResult, Step, Task,
 };
 use serde_json::{Value, json};
 
@@ -29,10 +29,36 @@ fn update(found: &[InstalledPackage], path: &str, target: &str) -> PackageUpdate
 }
 
 fn plan(image: &TestImage, updates: &[PackageUpdate], context: &PlanContext) -> Vec<Task> {
-    match Npm::plan(&image.image(), updates, context, &Answers::default()) {
+    plan_with(image, updates, context, &Answers::default())
+}
+
+fn plan_with(
+    image: &TestImage,
+    updates: &[PackageUpdate],
+    context: &PlanContext,
+    answers: &Answers,
+) -> Vec<Task> {
+    match Npm::plan(&image.image(), updates, context, answers) {
         Ok(Planned::Tasks(tasks)) => tasks,
         other => panic!("plan answered {other:?}"),
     }
+}
+
+fn probes(image: &TestImage, updates: &[PackageUpdate]) -> Vec<Probe> {
+    match Npm::plan(&image.image(), updates, &context(), &Answers::default()) {
+        Ok(Planned::Probes(probes)) => probes,
+        other => panic!("plan answered {other:?}"),
+    }
+}
+
+/// The dry run's answer: the copies the direct moves would leave.
+fn dry_run_answer(copies: Value) -> Answers {
+    Answers(vec![ProbeResult {
+        id: "dry-run:/app".into(),
+        exit_code: 0,
+        stdout: json!({ "copies": copies }).to_string(),
+        stderr: String::new(),
+    }])
 }
 
 fn plan_err(image: &TestImage, updates: &[PackageUpdate]) -> Error {
@@ -63,8 +89,8 @@ fn words(command: &Command) -> Vec<String> {
 fn edits(task: &Task) -> Vec<Value> {
     runs(task)
         .into_iter()
-        .filter(|c| c.argv.len() == 5 && c.argv[3].ends_with("/package.json"))
-        .map(|c| serde_json::from_str(&c.argv[4]).unwrap())
+        .filter(|c| c.argv.get(3).map(String::as_str) == Some("edit"))
+        .map(|c| serde_json::from_str(&c.argv[5]).unwrap())
         .collect()
 }
 
@@ -90,22 +116,62 @@ const BASE: [&str; 10] = [
     "--include=dev",
 ];
 
-#[test]
-fn an_application_gets_one_task_per_transitive_name_then_per_direct_dependency() {
-    let image = TestImage::app("app/package-lock.json", true);
-    let found = detect(&image);
-    let updates = [
-        update(&found, "app/node_modules/qs/package.json", "6.7.3"),
-        update(&found, "app/node_modules/express/package.json", "4.19.2"),
-        update(&found, "app/node_modules/minimist/package.json", "0.2.4"),
+/// The demo application's updates at the minor level: express and lodash
+/// (direct), qs and both minimists (transitive).
+fn demo_updates(found: &[InstalledPackage]) -> Vec<PackageUpdate> {
+    vec![
+        update(found, "app/node_modules/qs/package.json", "6.7.3"),
+        update(found, "app/node_modules/express/package.json", "4.19.2"),
+        update(found, "app/node_modules/minimist/package.json", "0.2.4"),
         update(
-            &found,
+            found,
             "app/node_modules/rc/node_modules/minimist/package.json",
             "1.2.6",
         ),
-        update(&found, "app/node_modules/lodash/package.json", "4.17.21"),
-    ];
-    let tasks = plan(&image, &updates, &context());
+        update(found, "app/node_modules/lodash/package.json", "4.17.21"),
+    ]
+}
+
+#[test]
+fn direct_and_transitive_moves_together_ask_for_a_dry_run_of_the_direct_ones() {
+    let image = TestImage::app("app/package-lock.json", true);
+    let found = detect(&image);
+    let probes = probes(&image, &demo_updates(&found));
+    assert_eq!(probes.len(), 1);
+    assert_eq!(probes[0].id, "dry-run:/app");
+    let argv = words(&probes[0].command);
+    assert_eq!(
+        argv[3..6],
+        ["dry-run", "/app", "/.salve/staging/npm-dry-run"]
+    );
+    let edits: Value = serde_json::from_str(&argv[6]).unwrap();
+    assert_eq!(
+        edits["specs"],
+        json!([
+            ["dependencies", "express", "4.19.2"],
+            ["devDependencies", "lodash", "4.17.21"]
+        ])
+    );
+    assert_eq!(argv[7], r#"["minimist","qs"]"#);
+    assert_eq!(argv[8..], BASE[2..]);
+}
+
+#[test]
+fn after_a_dry_run_direct_moves_come_first_and_what_they_fix_is_only_checked() {
+    let image = TestImage::app("app/package-lock.json", true);
+    let found = detect(&image);
+    // express 4.19.2 brings qs 6.11.0; the minimists stay where they were.
+    let answers = dry_run_answer(json!([
+        {"name": "qs", "location": "node_modules/qs", "version": "6.11.0", "dependents": [
+            {"location": "node_modules/express", "name": "express", "version": "4.19.2"},
+            {"location": "node_modules/body-parser", "name": "body-parser", "version": "1.20.2"}]},
+        {"name": "minimist", "location": "node_modules/minimist", "version": "0.0.8",
+         "dependents": [{"location": "node_modules/mkdirp", "name": "mkdirp", "version": "0.5.1"}]},
+        {"name": "minimist", "location": "node_modules/rc/node_modules/minimist",
+         "version": "1.2.0",
+         "dependents": [{"location": "node_modules/rc", "name": "rc", "version": "1.2.8"}]},
+    ]));
+    let tasks = plan_with(&image, &demo_updates(&found), &context(), &answers);
     let shape: Vec<(&str, &[u32])> = tasks
         .iter()
         .map(|t| (t.description.as_str(), t.updates.as_slice()))
@@ -114,11 +180,6 @@ fn an_application_gets_one_task_per_transitive_name_then_per_direct_dependency()
         shape,
         [
             (
-                "pin minimist 0.0.8 to 0.2.4, 1.2.0 to 1.2.6 in /app (npm overrides)",
-                &[2, 3][..]
-            ),
-            ("pin qs 6.7.0 to 6.7.3 in /app (npm overrides)", &[0][..]),
-            (
                 "move express 4.17.1 to 4.19.2 in /app (dependencies \"^4.17.1\" -> \"^4.19.2\")",
                 &[1][..]
             ),
@@ -126,6 +187,98 @@ fn an_application_gets_one_task_per_transitive_name_then_per_direct_dependency()
                 "move lodash 4.17.15 to 4.17.21 in /app (devDependencies \"4.17.15\" -> \"4.17.21\")",
                 &[4][..]
             ),
+            (
+                "pin minimist 0.0.8 to 0.2.4, 1.2.0 to 1.2.6 in /app (npm overrides)",
+                &[2, 3][..]
+            ),
+            (
+                "check qs in /app: 6.7.0 replaced by the direct moves",
+                &[0][..]
+            ),
+        ]
+    );
+    let qs = &tasks[3];
+    assert!(qs.steps.is_empty());
+    assert_eq!(qs.checks.len(), 1);
+    assert_eq!(
+        words(&qs.checks[0].command)[3..],
+        ["fixed", "/app", "node_modules/qs", "6.7.3"]
+    );
+    assert_eq!(qs.checks[0].stdout, OutputMatch::Equals("fixed".into()));
+}
+
+#[test]
+fn a_copy_a_direct_move_leaves_below_its_target_is_pinned_under_the_new_parent() {
+    let image = TestImage::app("app/package-lock.json", true);
+    let found = detect(&image);
+    let updates = [
+        update(&found, "app/node_modules/cookie/package.json", "0.7.0"),
+        update(&found, "app/node_modules/express/package.json", "4.20.0"),
+    ];
+    // express 4.20.0 pins cookie 0.6.0: still below the fix.
+    let answers = dry_run_answer(json!([
+        {"name": "cookie", "location": "node_modules/cookie", "version": "0.6.0", "dependents": [
+            {"location": "node_modules/express", "name": "express", "version": "4.20.0"}]},
+    ]));
+    let tasks = plan_with(&image, &updates, &context(), &answers);
+    assert_eq!(
+        tasks[1].description,
+        "pin cookie 0.6.0 to 0.7.0 in /app (npm overrides)"
+    );
+    assert_eq!(
+        edits(&tasks[1]),
+        [json!({"specs": [], "remove": [], "overrides": [
+            [["express@4.20.0", "."], "$express"],
+            [["express@4.20.0", "cookie"], "0.7.0"],
+        ]})]
+    );
+    assert_eq!(
+        words(&tasks[1].checks[0].command)[3..],
+        ["versions", "/app", "cookie", "node_modules/express"]
+    );
+}
+
+#[test]
+fn a_failed_dry_run_falls_back_to_pinning_what_is_installed_today() {
+    let image = TestImage::app("app/package-lock.json", true);
+    let found = detect(&image);
+    let mut answers = dry_run_answer(json!([]));
+    answers.0[0].exit_code = 1;
+    answers.0[0].stderr = "npm ERR! code ERESOLVE".into();
+    let tasks = plan_with(&image, &demo_updates(&found), &context(), &answers);
+    let descriptions: Vec<&str> = tasks.iter().map(|t| t.description.as_str()).collect();
+    assert_eq!(
+        descriptions,
+        [
+            "pin minimist 0.0.8 to 0.2.4, 1.2.0 to 1.2.6 in /app (npm overrides)",
+            "pin qs 6.7.0 to 6.7.3 in /app (npm overrides)",
+            "move express 4.17.1 to 4.19.2 in /app (dependencies \"^4.17.1\" -> \"^4.19.2\")",
+            "move lodash 4.17.15 to 4.17.21 in /app (devDependencies \"4.17.15\" -> \"4.17.21\")",
+        ]
+    );
+}
+
+#[test]
+fn transitive_packages_are_pinned_before_the_packages_that_require_them() {
+    let image = TestImage::app("app/package-lock.json", true);
+    let found = detect(&image);
+    let updates = [
+        update(
+            &found,
+            "app/node_modules/body-parser/package.json",
+            "1.20.3",
+        ),
+        update(&found, "app/node_modules/qs/package.json", "6.7.3"),
+        update(&found, "app/node_modules/cookie/package.json", "0.7.0"),
+    ];
+    let tasks = plan(&image, &updates, &context());
+    let descriptions: Vec<&str> = tasks.iter().map(|t| t.description.as_str()).collect();
+    assert_eq!(
+        descriptions,
+        [
+            "pin cookie 0.4.0 to 0.7.0 in /app (npm overrides)",
+            "pin qs 6.7.0 to 6.7.3 in /app (npm overrides)",
+            "pin body-parser 1.19.0 to 1.20.3 in /app (npm overrides)",
         ]
     );
 }
@@ -198,7 +351,7 @@ fn every_task_checks_what_dependents_load_npm_ls_the_tree_and_the_lockfile() {
         steps,
         [
             vec!["node", "-e", "<script>", "snapshot"],
-            vec!["node", "-e", "<script>", "/app/package.json"],
+            vec!["node", "-e", "<script>", "edit"],
             vec!["npm", "install", "--ignore-scripts", "--no-audit"],
             vec!["node", "-e", "<script>", "forget"],
             vec!["node", "-e", "<script>", "stage-lock"],
@@ -233,7 +386,8 @@ fn every_task_checks_what_dependents_load_npm_ls_the_tree_and_the_lockfile() {
     assert_eq!(
         targets,
         json!([{"name": "qs", "location": "node_modules/qs", "version": "6.7.3",
-                "dependents": ["node_modules/body-parser", "node_modules/express"]}])
+                "dependents": [{"location": "node_modules/body-parser", "version": "1.19.0"},
+                               {"location": "node_modules/express", "version": "4.17.1"}]}])
     );
     assert_eq!(
         checks[3].0,
