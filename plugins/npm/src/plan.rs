@@ -40,9 +40,11 @@
 //! shows no change that is not a target or something a target needs.
 //!
 //! What was learned running these plans by hand on Debian bookworm's
-//! nodejs 18.20 and npm 9.2.0, on npm 10.8.2 and on npm 11.19 (an
-//! application with express 4.17.1, axios 0.19.0, mkdirp 0.5.1 and rc 1.2.8
-//! locked, lodash as a development dependency):
+//! nodejs 18.20 and npm 9.2.0 (a debootstrapped root with `chroot`, and the
+//! test bed's `salve-testbed/node:bookworm` image with `docker exec`), on
+//! npm 10.8.2 and on npm 11.19 (an application with express 4.17.1, axios
+//! 0.19.0, mkdirp 0.5.1 and rc 1.2.8 locked, lodash as a development
+//! dependency):
 //!
 //! - npm 9.2 and 10.8 ignore a root selector for a hoisted copy whose
 //!   dependents sort after it in the lockfile (`cookie`, required by
@@ -50,7 +52,8 @@
 //!   reports the copy invalid; per-dependent entries moved every copy tried
 //!   (qs, cookie, send, body-parser, path-to-regexp, ini, both minimists,
 //!   follow-redirects), `npm ls` and `npm ci --dry-run` passed, and a
-//!   second `npm install` changed nothing;
+//!   second `npm install` changed nothing. npm 11.19 moved all nine in
+//!   place with selectors;
 //! - with per-dependent entries npm may place the new copy under the
 //!   dependent instead of where the old one was (minimist 0.0.8 moved from
 //!   `node_modules/minimist` to `node_modules/mkdirp/node_modules/minimist`
@@ -64,7 +67,11 @@
 //!   version;
 //! - `--no-package-lock` (a global package's tree, or a project without a
 //!   lockfile) still writes `node_modules/.package-lock.json`; plans remove
-//!   it where the image had none.
+//!   it where the image had none;
+//! - npm resolves a root's whole development tree just to omit it, so an
+//!   installed global package's `devDependencies` are dropped first;
+//! - npm 9's `npm ci --dry-run` empties `node_modules` before it looks, so
+//!   the lockfile check runs on a copy of the two files.
 
 use std::collections::BTreeMap;
 
