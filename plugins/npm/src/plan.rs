@@ -132,7 +132,7 @@ pub fn plan(
         let split = planner.split(&inside)?;
         if let Some(probe) = planner.dry_run(&split) {
             match answers.get(&probe.id) {
-                Some(answer) => planner.future = future(answer)?,
+                Some(answer) => planner.future = future(answer),
                 None => {
                     probes.push(probe);
                     continue;
@@ -149,18 +149,26 @@ pub fn plan(
 }
 
 /// The tree a dry run reported; `None` when the direct moves fail there
-/// (their tasks will fail the same way and say why).
-fn future(answer: &ProbeResult) -> Result<Option<DryRun>, Error> {
+/// (their tasks will fail the same way and say why) or the answer cannot
+/// be read, and the plan falls back to today's tree.
+fn future(answer: &ProbeResult) -> Option<DryRun> {
     if answer.exit_code != 0 {
         host::debug(&format!(
             "{}: the dry run failed ({}); planning against today's tree: {}",
             answer.id, answer.exit_code, answer.stderr
         ));
-        return Ok(None);
+        return None;
     }
-    serde_json::from_str(answer.stdout.trim())
-        .map(Some)
-        .map_err(|e| Error::Failed(format!("{}: the dry run printed no tree: {e}", answer.id)))
+    match serde_json::from_str(answer.stdout.trim()) {
+        Ok(tree) => Some(tree),
+        Err(e) => {
+            host::warn(&format!(
+                "{}: the dry run printed no tree ({e}); planning against today's tree",
+                answer.id
+            ));
+            None
+        }
+    }
 }
 
 /// Why an update cannot be planned; each names the copy's path.

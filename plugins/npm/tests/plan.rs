@@ -259,6 +259,19 @@ fn a_failed_dry_run_falls_back_to_pinning_what_is_installed_today() {
 }
 
 #[test]
+fn an_unreadable_dry_run_answer_also_falls_back() {
+    let image = TestImage::app("app/package-lock.json", true);
+    let found = detect(&image);
+    let mut answers = dry_run_answer(json!([]));
+    answers.0[0].stdout = "npm WARN something\n{\"copies\": [".into();
+    let tasks = plan_with(&image, &demo_updates(&found), &context(), &answers);
+    assert_eq!(
+        tasks[1].description,
+        "pin qs 6.7.0 to 6.7.3 in /app (npm overrides)"
+    );
+}
+
+#[test]
 fn transitive_packages_are_pinned_before_the_packages_that_require_them() {
     let image = TestImage::app("app/package-lock.json", true);
     let found = detect(&image);
