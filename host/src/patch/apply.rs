@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use crate::exec::{self, Executor, RunSpec, STAGING_DIR, Task as Snapshot};
 use crate::fetch;
 use crate::plugin::{
-    Check, Command, ImageContext, InstalledPackage, Origin, OutputMatch, PackageKind,
-    PackageUpdate, PlanContext, PlanOutcome, Plugin, ProbeResult, Step, Task,
+    Check, Command, ImageContext, InstalledPackage, Origin, OutputMatch, PackageUpdate,
+    PlanContext, PlanOutcome, Plugin, ProbeResult, Step, Task,
 };
 use crate::policy::Decision;
 
@@ -105,28 +105,25 @@ pub fn apply(
         let verified = Instant::now();
         let outcome = ran.and_then(|()| verify(plugin, &*snapshot, &context.image, &own));
         verifying += verified.elapsed();
-        let failure = match outcome {
-            Ok(()) => {
+        let (failure, reached) = match outcome {
+            Ok(versions) => {
                 snapshot.commit()?;
                 committed += 1;
-                None
+                (None, versions)
             }
             Err(Failure::Fatal(e)) => return Err(Error::Exec(e)),
             Err(Failure::Task(reason)) => {
                 snapshot.abort()?;
-                Some(reason)
+                (Some(reason), Vec::new())
             }
         };
         tracing::debug!("task {} took {:?}", n + 1, started.elapsed());
 
-        for &u in &task.updates {
+        for (k, &u) in task.updates.iter().enumerate() {
             let i = picked[u as usize];
             let entry = std::mem::replace(&mut entries[i], Entry::bare("", "", "", ""));
             entries[i] = match &failure {
-                None => Entry {
-                    status: Status::Updated,
-                    ..entry
-                },
+                None => updated(entry, reached.get(k)),
                 Some(reason) => entry.left_open(Status::Failed, reason.clone(), &[]),
             };
         }
@@ -156,6 +153,30 @@ impl Applied {
             in_steps: Duration::ZERO,
             verifying: Duration::ZERO,
         }
+    }
+}
+
+/// The entry of a verified update; when the copy went past its target, the
+/// version it is really at becomes the entry's target.
+fn updated(entry: Entry, now: Option<&String>) -> Entry {
+    match now {
+        Some(version) if entry.target.as_ref() != Some(version) => {
+            tracing::info!(
+                "{} {} went to {version}, past its target {}",
+                entry.ecosystem,
+                entry.package,
+                entry.target.as_deref().unwrap_or("?")
+            );
+            Entry {
+                status: Status::Updated,
+                target: Some(version.clone()),
+                ..entry
+            }
+        }
+        _ => Entry {
+            status: Status::Updated,
+            ..entry
+        },
     }
 }
 
@@ -318,72 +339,83 @@ fn check(snapshot: &mut dyn Snapshot, check: &Check) -> Result<(), Failure> {
     )))
 }
 
-/// Re-detects the snapshot and checks every update of the task is in place:
-/// at its path (or, when the path carries the version, alone in its scope),
-/// at exactly the target (libraries) or at least the target (OS packages).
+/// Re-detects the snapshot and checks every update of the task is in place.
+/// Returns the version each update's copy is now at, in order.
+///
+/// A copy still at its path must have reached its target (a stale copy
+/// left beside a new one, as pip would leave a second dist-info, fails
+/// here). A copy whose path is gone (pip's dist-info carries the version,
+/// npm may relocate a copy) must have a managed copy of the same package in
+/// the same scope that reached it. Reaching means at least the target: an
+/// install may go past it (npm moving a direct dependency brings newer
+/// copies of what it needs), which still closes what the target closes.
 fn verify(
     plugin: &Plugin,
     snapshot: &dyn Snapshot,
     image: &ImageContext,
     updates: &[&PackageUpdate],
-) -> Result<(), Failure> {
+) -> Result<Vec<String>, Failure> {
     let view: &Path = snapshot.view()?;
     let after =
         decide::detect(plugin, view, image, None).map_err(|e| Failure::Task(e.to_string()))?;
-    let exact = plugin.info().kind == PackageKind::Library;
-    for update in updates {
-        let copy = find_copy(&after, &update.package).map_err(Failure::Task)?;
+    let reached = |copy: &InstalledPackage, target: &str| -> Result<bool, Failure> {
         let ordering = plugin
-            .compare(&copy.version, &update.target)
+            .compare(&copy.version, target)
             .map_err(|e| Failure::Task(e.to_string()))?;
-        let in_place = if exact {
-            ordering.is_eq()
-        } else {
-            ordering.is_ge()
-        };
-        if !in_place {
-            let want = if exact { "" } else { "at least " };
-            return Err(Failure::Task(format!(
-                "after the task {} is at {}, not {want}{} (/{})",
-                copy.name, copy.version, update.target, copy.path
-            )));
-        }
-    }
-    Ok(())
-}
+        Ok(ordering.is_ge())
+    };
 
-/// The copy that an update became: the one at the same path, else the only
-/// one of that package in the same scope.
-fn find_copy<'a>(
-    after: &'a [InstalledPackage],
-    before: &InstalledPackage,
-) -> Result<&'a InstalledPackage, String> {
-    // Vendored and foreign copies of the same package are other copies, not
-    // what the update became.
-    let same: Vec<&InstalledPackage> = after
-        .iter()
-        .filter(|c| c.key == before.key && c.scope == before.scope && c.origin == Origin::Managed)
-        .collect();
-    if let Some(at_path) = same.iter().find(|c| c.path == before.path) {
-        return Ok(at_path);
+    let mut now = Vec::new();
+    for update in updates {
+        let before = &update.package;
+        // Vendored and foreign copies of the same package are other copies.
+        let same: Vec<&InstalledPackage> = after
+            .iter()
+            .filter(|c| {
+                c.key == before.key && c.scope == before.scope && c.origin == Origin::Managed
+            })
+            .collect();
+        let copy = match same.iter().find(|c| c.path == before.path) {
+            Some(at_path) if reached(at_path, &update.target)? => *at_path,
+            Some(at_path) => {
+                return Err(Failure::Task(format!(
+                    "after the task {} at /{} is still at {}, not {}",
+                    at_path.name, at_path.path, at_path.version, update.target
+                )));
+            }
+            None => {
+                let mut found = None;
+                for c in &same {
+                    if reached(c, &update.target)? {
+                        found = Some(*c);
+                        break;
+                    }
+                }
+                found.ok_or_else(|| {
+                    Failure::Task(if same.is_empty() {
+                        format!(
+                            "after the task {} is gone from /{}",
+                            before.name, before.scope
+                        )
+                    } else {
+                        let seen: Vec<String> = same
+                            .iter()
+                            .map(|c| format!("{} at /{}", c.version, c.path))
+                            .collect();
+                        format!(
+                            "after the task no copy of {} in /{} reaches {} ({})",
+                            before.name,
+                            before.scope,
+                            update.target,
+                            seen.join(", ")
+                        )
+                    })
+                })?
+            }
+        };
+        now.push(copy.version.clone());
     }
-    match same.as_slice() {
-        [one] => Ok(one),
-        [] => Err(format!(
-            "after the task {} is gone from /{}",
-            before.name, before.scope
-        )),
-        many => Err(format!(
-            "after the task /{} holds {} {} times ({}): a stale copy is left",
-            before.scope,
-            before.name,
-            many.len(),
-            many.iter()
-                .map(|c| format!("{} at /{}", c.version, c.path))
-                .collect::<Vec<_>>()
-                .join(", ")
-        )),
-    }
+    Ok(now)
 }
 
 #[cfg(test)]

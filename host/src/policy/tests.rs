@@ -1,13 +1,11 @@
 //! Tests of the policy: the table and more cases, in one
 //! data-driven table, plus the flag rules.
 //!
-//! The version rules come from [`versions`]: pip's are the real bundled pip
-//! plugin, compiled to WebAssembly and called through the plugin host. The
-//! npm plugin is not bundled yet, so npm's rules are the crate that plugin
-//! uses (`nodejs-semver`) behind the same [`Versions`] calls; the NuGet and
-//! OS cases use [`DottedTestScheme`], a plain test scheme, until the dotnet
-//! and OS plugins exist. Switching a scheme to its plugin is one line in
-//! `versions`.
+//! The version rules come from [`versions`]: pip's and npm's are the real
+//! bundled plugins, compiled to WebAssembly and called through the plugin
+//! host. The NuGet and OS cases use [`DottedTestScheme`], a plain test
+//! scheme, until the dotnet and OS plugins exist; switching a scheme to its
+//! plugin is one line in `versions`.
 
 use std::cmp::Ordering;
 use std::collections::HashSet;
@@ -31,7 +29,7 @@ enum Scheme {
 fn versions(scheme: Scheme) -> &'static dyn Versions {
     match scheme {
         Scheme::Pip => bundled("pip"),
-        Scheme::Npm => &NodeSemver,
+        Scheme::Npm => bundled("npm"),
         Scheme::Dotted => &DottedTestScheme,
     }
 }
@@ -45,42 +43,6 @@ fn bundled(name: &str) -> &'static plugin::Plugin {
     registry
         .get(name)
         .unwrap_or_else(|| panic!("no bundled {name} plugin: {:?}", registry.failures()))
-}
-
-/// node semver, as the npm plugin orders versions (with `nodejs-semver`).
-struct NodeSemver;
-
-impl NodeSemver {
-    fn version(text: &str) -> Result<nodejs_semver::Version, String> {
-        nodejs_semver::Version::parse(text).map_err(|e| e.to_string())
-    }
-}
-
-impl Versions for NodeSemver {
-    fn parse(&self, version: &str) -> Result<VersionInfo, String> {
-        let v = Self::version(version)?;
-        Ok(VersionInfo {
-            normalized: v.to_string(),
-            prerelease: v.is_prerelease(),
-        })
-    }
-
-    fn compare(&self, a: &str, b: &str) -> Result<Ordering, String> {
-        Ok(Self::version(a)?.cmp(&Self::version(b)?))
-    }
-
-    fn classify(&self, a: &str, b: &str) -> Result<Bump, String> {
-        let (a, b) = (Self::version(a)?, Self::version(b)?);
-        Ok(if a == b {
-            Bump::None
-        } else if a.major() != b.major() {
-            Bump::Major
-        } else if a.minor() != b.minor() {
-            Bump::Minor
-        } else {
-            Bump::Patch
-        })
-    }
 }
 
 /// A test scheme, not any ecosystem's: up to four dot-separated numbers
