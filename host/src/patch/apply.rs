@@ -8,7 +8,7 @@ use crate::exec::{self, Executor, RunSpec, STAGING_DIR, Task as Snapshot};
 use crate::fetch;
 use crate::plugin::{
     Check, Command, ImageContext, InstalledPackage, Origin, OutputMatch, PackageUpdate,
-    PlanContext, PlanOutcome, Plugin, ProbeResult, Step, Task,
+    PlanContext, PlanOutcome, Plugin, Probe, ProbeResult, Step, Task,
 };
 use crate::policy::Decision;
 
@@ -103,7 +103,7 @@ pub fn apply(
         let ran = run(&mut *snapshot, task, fetcher, &sources);
         in_steps += started.elapsed();
         let verified = Instant::now();
-        let outcome = ran.and_then(|()| verify(plugin, &*snapshot, &context.image, &own));
+        let outcome = ran.and_then(|()| verify(plugin, &mut *snapshot, &context.image, &own));
         verifying += verified.elapsed();
         let (failure, reached) = match outcome {
             Ok(versions) => {
@@ -351,13 +351,24 @@ fn check(snapshot: &mut dyn Snapshot, check: &Check) -> Result<(), Failure> {
 /// copies of what it needs), which still closes what the target closes.
 fn verify(
     plugin: &Plugin,
-    snapshot: &dyn Snapshot,
+    snapshot: &mut dyn Snapshot,
     image: &ImageContext,
     updates: &[&PackageUpdate],
 ) -> Result<Vec<String>, Failure> {
-    let view: &Path = snapshot.view()?;
-    let after =
-        decide::detect(plugin, view, image, None).map_err(|e| Failure::Task(e.to_string()))?;
+    // Probes the plugin asks for run in the task's own snapshot: they are
+    // read-only questions (`npm --version`), asked of the changed image.
+    let view: PathBuf = snapshot.view()?.to_path_buf();
+    let mut prober = |probe: &Probe| -> Result<ProbeResult, exec::Error> {
+        let output = snapshot.run(&spec(&probe.command))?;
+        Ok(ProbeResult {
+            id: probe.id.clone(),
+            exit_code: output.code().unwrap_or(-1),
+            stdout: output.stdout_text().into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        })
+    };
+    let after = decide::detect(plugin, &view, image, Some(&mut prober))
+        .map_err(|e| Failure::Task(e.to_string()))?;
     let reached = |copy: &InstalledPackage, target: &str| -> Result<bool, Failure> {
         let ordering = plugin
             .compare(&copy.version, target)

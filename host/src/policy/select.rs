@@ -514,8 +514,13 @@ impl<'q, 'a> Selector<'q, 'a> {
         Ok(lowest)
     }
 
-    /// Whether `version` closes `vuln`: it is at or past the newest fix, or
-    /// at or past the fix listed for its own release line.
+    /// Whether `version` closes `vuln`. A comma list names one fix per
+    /// release line, so: at or past the newest fix closes it; below every
+    /// fix leaves it open; otherwise the version is past some fix, and
+    /// closes it unless it sits on the release line of the next higher fix
+    /// (that line was fixed later, at that fix). So with "2.0.7, 1.26.18",
+    /// 1.26.18 and 1.27.1 close it and 2.0.5 does not; with "4.19.2,
+    /// 5.0.0-beta.3", 4.20.0 closes it.
     fn closes(&self, version: &str, vuln: &Vuln<'a>) -> Result<bool, Fault> {
         let Some(newest) = vuln.newest else {
             return Ok(false);
@@ -523,13 +528,25 @@ impl<'q, 'a> Selector<'q, 'a> {
         if self.cmp(version, newest)? != Ordering::Less {
             return Ok(true);
         }
-        for fix in &vuln.fixes {
-            let same_line = matches!(self.bump(fix, version)?, Bump::None | Bump::Patch);
-            if same_line && self.cmp(version, fix)? != Ordering::Less {
-                return Ok(true);
+        let mut past_one = false;
+        let mut next_above: Option<&str> = None;
+        for &fix in &vuln.fixes {
+            if self.cmp(version, fix)? != Ordering::Less {
+                past_one = true;
+            } else if match next_above {
+                Some(above) => self.cmp(fix, above)? == Ordering::Less,
+                None => true,
+            } {
+                next_above = Some(fix);
             }
         }
-        Ok(false)
+        let Some(above) = next_above.filter(|_| past_one) else {
+            return Ok(false);
+        };
+        Ok(!matches!(
+            self.bump(above, version)?,
+            Bump::None | Bump::Patch
+        ))
     }
 
     /// Parses once per distinct string: `Ok(prerelease)` or why not.

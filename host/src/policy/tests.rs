@@ -445,9 +445,44 @@ const CASES: &[Case] = &[
         ..LIB
     },
     Case {
-        name: "a tie is broken by the smaller move, and the other fix says why it is open",
+        name: "a version on a line between two fixed lines is past the fix below it",
         installed: "1.26.16",
         fixes: &["1.26.18, 2.0.7", "1.27.1"],
+        levels: &[Minor],
+        expect: Expect::Update {
+            to: "1.27.1",
+            open: &[],
+        },
+        ..LIB
+    },
+    Case {
+        name: "express: 4.20.0 closes a fix listed as 4.19.2, 5.0.0-beta.3",
+        scheme: Scheme::Npm,
+        installed: "4.17.1",
+        fixes: &["4.19.2, 5.0.0-beta.3", "4.20.0, 5.0.0"],
+        levels: &[Minor],
+        expect: Expect::Update {
+            to: "4.20.0",
+            open: &[],
+        },
+        ..LIB
+    },
+    Case {
+        name: "a version on a fixed line below its fix is still open",
+        installed: "2.0.5",
+        fixes: &["1.26.18, 2.0.7"],
+        levels: &[Patch],
+        expect: Expect::Update {
+            to: "2.0.7",
+            open: &[],
+        },
+        ..LIB
+    },
+    Case {
+        name: "a tie is broken by the smaller move, and the other fix says why it is open",
+        installed: "1.26.16",
+        fixes: &["1.26.18, 1.27.9", "1.27.1"],
+        releases: Some(&[("1.26.18", None), ("1.27.1", None)]),
         levels: &[Minor],
         expect: Expect::Update {
             to: "1.26.18",
@@ -458,7 +493,8 @@ const CASES: &[Case] = &[
     Case {
         name: "a move that would re-open an installed fix is refused",
         installed: "1.26.18",
-        fixes: &["1.26.18, 2.0.7", "1.27.1"],
+        fixes: &["1.26.18, 1.27.9", "1.27.1"],
+        releases: Some(&[("1.26.18", None), ("1.27.1", None)]),
         levels: &[Minor],
         expect: Expect::Skip(
             "skip: every version that fixes one of its vulnerabilities re-opens one the \
@@ -467,12 +503,13 @@ const CASES: &[Case] = &[
         ..LIB
     },
     Case {
-        name: "the same at major moves past both",
+        name: "the same with the later fix on the index moves past both",
         installed: "1.26.18",
-        fixes: &["1.26.18, 2.0.7", "1.27.1"],
-        levels: &[Major],
+        fixes: &["1.26.18, 1.27.9", "1.27.1"],
+        releases: Some(&[("1.26.18", None), ("1.27.1", None), ("1.27.9", None)]),
+        levels: &[Minor],
         expect: Expect::Update {
-            to: "2.0.7",
+            to: "1.27.9",
             open: &[],
         },
         ..LIB
