@@ -3,6 +3,7 @@
 
 mod exec;
 mod image;
+mod npm;
 mod pip;
 mod plan;
 mod plugins;
