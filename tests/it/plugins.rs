@@ -132,21 +132,41 @@ fn reads_outside_the_image_root_are_refused() {
     let host_passwd = std::fs::read_to_string("/etc/passwd").unwrap();
     let first_line = host_passwd.lines().next().unwrap().to_string();
     let registry = registry();
+    let hostile = registry.get("hostile").unwrap();
     for behaviour in [
         "escape-dotdot",
         "escape-absolute-link",
         "escape-relative-link",
     ] {
-        let err = detect_error(&registry, behaviour);
-        assert!(
-            err.starts_with("plugin hostile 0.1.0: detect: reading /")
-                && err.contains("was refused"),
-            "{behaviour}: {err}"
-        );
-        assert!(
-            !err.contains(&first_line),
-            "{behaviour} leaked the host's /etc/passwd: {err}"
-        );
+        // The image has its own /etc/passwd: a path that climbs above the
+        // root may land on it (`/..` is `/` inside the image, as in a
+        // container), never on the host's.
+        let root = image_doing(behaviour);
+        std::fs::create_dir_all(root.path().join("etc")).unwrap();
+        std::fs::write(root.path().join("etc/passwd"), "image-root:x:0:0\n").unwrap();
+        match hostile.detect(root.path(), &ImageContext::default(), &[]) {
+            Ok(DetectOutcome::Packages(found)) => {
+                assert_eq!(found.len(), 1, "{behaviour}: {found:?}");
+                assert!(
+                    found[0].name.starts_with("image-root:"),
+                    "{behaviour} read something outside the image: {:?}",
+                    found[0].name
+                );
+            }
+            Ok(other) => panic!("{behaviour}: {other:?}"),
+            Err(e) => {
+                let err = e.to_string();
+                assert!(
+                    err.starts_with("plugin hostile 0.1.0: detect: reading /")
+                        && err.contains("was refused"),
+                    "{behaviour}: {err}"
+                );
+                assert!(
+                    !err.contains(&first_line),
+                    "{behaviour} leaked the host's /etc/passwd: {err}"
+                );
+            }
+        }
     }
 }
 
@@ -247,9 +267,25 @@ fn a_ten_megabyte_version_is_nonsense() {
 #[test]
 fn the_host_goes_on_after_every_misbehaviour() {
     let registry = registry();
-    for behaviour in ["loop", "alloc", "trap", "huge-version"] {
+    for behaviour in [
+        "loop",
+        "alloc",
+        "trap",
+        "huge-version",
+        "escape-dotdot",
+        "escape-absolute-link",
+        "escape-relative-link",
+    ] {
         detect_error(&registry, behaviour);
     }
+    let hostile = registry.get("hostile").unwrap();
+    for behaviour in ["huge-plan", "over-limit-plan"] {
+        let root = image_doing(behaviour);
+        hostile
+            .plan(root.path(), &[], &Default::default(), &[])
+            .expect_err(behaviour);
+    }
+    assert!(registry.get("hostile-net").is_none());
 
     // The same runtime still serves a well-behaved plugin.
     let example = registry.get("example").expect("the example plugin loads");
@@ -302,6 +338,82 @@ fn salve_plugins_lists_the_example_plugin_from_its_directory() {
         example["source"],
         dir.path().join("example.wasm").display().to_string()
     );
+}
+
+/// The rows `salve plugins --json` prints, by plugin name.
+fn listed(out: &std::process::Output) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    doc["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap().to_string(), p.clone()))
+        .collect()
+}
+
+#[test]
+fn salve_plugins_lists_the_bundled_plugins() {
+    let cache = tempfile::tempdir().unwrap();
+    let out = salve()
+        .args(["plugins", "--json"])
+        .env("SALVE_CACHE_DIR", cache.path())
+        .env_remove("SALVE_PLUGIN_PATH")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = listed(&out);
+    let pip = &rows["pip"];
+    assert_eq!(pip["kind"], "library");
+    assert_eq!(pip["source"], "bundled (pip)");
+    let pip_types = pip["report_types"].as_array().unwrap();
+    assert!(pip_types.contains(&"python-pkg".into()), "{pip}");
+    let npm = &rows["npm"];
+    assert_eq!(npm["kind"], "library");
+    assert_eq!(npm["source"], "bundled (npm)");
+    assert!(
+        npm["report_types"]
+            .as_array()
+            .unwrap()
+            .contains(&"node-pkg".into()),
+        "{npm}"
+    );
+    assert!(!rows.contains_key("example"), "{rows:?}");
+}
+
+#[test]
+fn salve_plugin_path_adds_plugin_directories() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        plugin_dir().join("salve_plugin_example.wasm"),
+        b.path().join("example.wasm"),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let path = format!("{}:{}", a.path().display(), b.path().display());
+    let out = salve()
+        .args(["plugins", "--json"])
+        .env("SALVE_CACHE_DIR", cache.path())
+        .env("SALVE_PLUGIN_PATH", path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows = listed(&out);
+    assert_eq!(
+        rows["example"]["source"],
+        b.path().join("example.wasm").display().to_string()
+    );
+    assert_eq!(rows["pip"]["source"], "bundled (pip)");
 }
 
 #[test]

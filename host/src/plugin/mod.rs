@@ -468,6 +468,7 @@ impl Plugin {
     }
 
     /// Lists what is installed under `root` (the image's files, read-only).
+    /// Detection reads the image only: the plugin may fetch nothing.
     ///
     /// # Errors
     ///
@@ -544,9 +545,11 @@ impl Plugin {
         context: &PlanContext,
         answers: &[ProbeResult],
     ) -> Result<PlanOutcome, Error> {
+        // A plan may ask the index (a feed's package contents, a checksum)
+        // from the same sources its run steps install from.
         let setup = runtime::CallSetup {
             root: Some(root),
-            sources: fetch::Sources::default(),
+            sources: fetch::Sources::new(&context.sources),
             label: &self.label,
         };
         let wit_updates: Vec<_> = updates.iter().map(Into::into).collect();
