@@ -101,7 +101,10 @@ impl Entry {
                 entry.already_fixed = u.already_fixed.clone();
                 entry.open = u.open.iter().map(Into::into).collect();
             }
-            Decision::AlreadyFixed => entry.status = Status::AlreadyFixed,
+            Decision::AlreadyFixed { vulnerabilities } => {
+                entry.status = Status::AlreadyFixed;
+                entry.already_fixed = vulnerabilities.clone();
+            }
             Decision::Skip(s) => {
                 entry.status = Status::Skipped;
                 entry.reason = Some(s.reason.to_string());

@@ -14,7 +14,10 @@ pub enum Decision {
     /// Move the copy to another version.
     Update(Update),
     /// The installed version already closes every vulnerability listed.
-    AlreadyFixed,
+    AlreadyFixed {
+        /// The vulnerabilities it closes.
+        vulnerabilities: Vec<String>,
+    },
     /// Leave the copy as it is.
     Skip(Skip),
 }
@@ -245,7 +248,7 @@ impl fmt::Display for Decision {
                 }
                 Ok(())
             }
-            Decision::AlreadyFixed => f.write_str("already fixed"),
+            Decision::AlreadyFixed { .. } => f.write_str("already fixed"),
             Decision::Skip(skip) => write!(f, "skip: {}", skip.reason),
         }
     }

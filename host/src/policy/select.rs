@@ -104,7 +104,9 @@ impl<'q, 'a> Selector<'q, 'a> {
             .collect();
         if needy.is_empty() {
             if unfixable.is_empty() {
-                return Ok(Decision::AlreadyFixed);
+                return Ok(Decision::AlreadyFixed {
+                    vulnerabilities: ids(&already),
+                });
             }
             let no_fix = unfixable.iter().any(|&i| vulns[i].invalid.is_none());
             let reason = if no_fix {
