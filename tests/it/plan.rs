@@ -5,10 +5,14 @@
 //! change today's snapshot: decisions then come from the reports' fixed
 //! versions and the bundled plugins' version rules alone.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use salve_tests::advisories;
+use serde_json::{Value, json};
+
 use salve_tests::cli::salve;
+use salve_tests::inventory::Ecosystem;
+use salve_tests::{advisories, images, reports, require};
 
 fn reports_dir() -> PathBuf {
     advisories::shared_dir()
@@ -182,5 +186,122 @@ fn flags_that_do_not_fit_together_are_refused() {
 fn a_missing_report_names_its_path() {
     let err = error_for(&["-r", "/nonexistent/report.json"]);
     assert!(err.contains("/nonexistent/report.json"), "{err}");
-    let _ = Path::new("/");
+}
+
+/// The rows of a `salve plan --json` run, by (package, location, installed).
+fn plan_rows(args: &[&str]) -> BTreeMap<(String, String, String), Value> {
+    let (code, json, stderr) = plan(args);
+    assert_eq!(code, 0, "{args:?}: {stderr}");
+    let doc: Value = serde_json::from_str(&json).unwrap();
+    doc["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let field = |name: &str| e[name].as_str().unwrap().to_string();
+            (
+                (field("package"), field("location"), field("installed")),
+                e.clone(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn plan_with_the_image_marks_what_it_lacks_and_grype_reads_the_same() {
+    if !require::image_builder("salve plan -i on the Python image") {
+        return;
+    }
+    let image = images::python().expect("the Python test image builds");
+    let dir = tempfile::tempdir().unwrap();
+
+    // The image's own report, plus a real PyYAML advisory for a copy the
+    // image does not have.
+    let mut trivy = reports::trivy_for(image).unwrap();
+    let database = advisories::load().unwrap();
+    let pyyaml = database.matching(Ecosystem::Pypi, "PyYAML", "5.3.1");
+    let advisory = pyyaml.first().expect("PyYAML 5.3.1 has an advisory");
+    let missing = "app/.venv/lib/python3.11/site-packages/PyYAML-5.3.1.dist-info/METADATA";
+    let python = trivy["Results"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["Type"] == "python-pkg")
+        .expect("a python-pkg result");
+    python["Vulnerabilities"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({
+            "VulnerabilityID": advisory.vulnerability_id(),
+            "PkgName": "PyYAML",
+            "PkgPath": missing,
+            "InstalledVersion": "5.3.1",
+            "FixedVersion": advisory.fixed.join(", "),
+            "Severity": "HIGH",
+        }));
+    let trivy_file = reports::write(&dir.path().join("trivy.json"), &trivy).unwrap();
+    let grype = reports::grype_from_trivy(&trivy);
+    let grype_file = reports::write(&dir.path().join("grype.json"), &grype).unwrap();
+
+    let image_ref = image.oci_ref();
+    let on_image = |report: &Path, extra: &[&str]| {
+        let mut args = vec!["-i", &image_ref, "-r", report.to_str().unwrap()];
+        args.extend(["--pkg-types", "library", "--offline", "--json"]);
+        args.extend_from_slice(extra);
+        plan_rows(&args)
+    };
+    let from_trivy = on_image(&trivy_file, &[]);
+    let from_grype = on_image(&grype_file, &["--scanner", "grype"]);
+    let detected_grype = on_image(&grype_file, &[]);
+
+    // The copy the image lacks is marked, with its vulnerability left open.
+    let lacking = &from_trivy[&(
+        "PyYAML".to_string(),
+        format!("/{missing}"),
+        "5.3.1".to_string(),
+    )];
+    assert_eq!(lacking["status"], "not-installed", "{lacking}");
+    assert_eq!(
+        lacking["open"][0]["id"],
+        advisory.vulnerability_id(),
+        "{lacking}"
+    );
+
+    // Copies the image has are planned: the venv's urllib3 moves.
+    let requests = from_trivy
+        .iter()
+        .find(|((name, location, _), _)| name == "urllib3" && location.starts_with("/app/.venv/"))
+        .map(|(_, row)| row)
+        .expect("the venv's urllib3 is planned");
+    assert_eq!(requests["status"], "update", "{requests}");
+
+    // Grype's report of the same findings gives the same decisions, whether
+    // its format is forced or recognised. Only the OS rows, which no plugin
+    // takes yet, differ: they carry each report's own type word.
+    let decided = |rows: &BTreeMap<_, Value>, os_type: &str| {
+        let mut decided = rows.clone();
+        decided.retain(|_, row| {
+            let ecosystem = row["ecosystem"].as_str().unwrap();
+            assert!(ecosystem == "pip" || ecosystem == os_type, "{row}");
+            ecosystem == "pip"
+        });
+        let os: Vec<_> = rows
+            .keys()
+            .filter(|k| !decided.contains_key(*k))
+            .cloned()
+            .collect();
+        (decided, os)
+    };
+    let (trivy_pip, trivy_os) = decided(&from_trivy, "debian");
+    let (grype_pip, grype_os) = decided(&from_grype, "deb");
+    assert!(!trivy_os.is_empty());
+    assert_eq!(trivy_os, grype_os);
+    assert!(
+        trivy_pip == grype_pip,
+        "pip rows differ:\n{trivy_pip:#?}\n{grype_pip:#?}"
+    );
+    assert!(
+        from_grype == detected_grype,
+        "--scanner grype changed the plan"
+    );
 }

@@ -99,6 +99,77 @@ pub fn rescan(patched: &Path, original: &BuiltImage, classes: Classes) -> Result
     ))
 }
 
+/// The same findings as a Trivy report, in Grype's JSON format (`grype -o
+/// json`): one match per (vulnerability, package copy), the copy's metadata
+/// file as its primary location, Grype's artifact types (`deb`, `python`,
+/// `npm`) and namespaces (`debian:distro:debian:12`,
+/// `github:language:python`), and each fixed line as its own version.
+pub fn grype_from_trivy(trivy: &Value) -> Value {
+    let os = &trivy["Metadata"]["OS"];
+    let distro_version = os["Name"].as_str().unwrap_or_default();
+    let major = distro_version.split('.').next().unwrap_or_default();
+    let mut matches = Vec::new();
+    for result in trivy["Results"].as_array().into_iter().flatten() {
+        let (kind, language, namespace) = match result["Type"].as_str().unwrap_or_default() {
+            "debian" => ("deb", "", format!("debian:distro:debian:{major}")),
+            "python-pkg" => ("python", "python", "github:language:python".to_owned()),
+            "node-pkg" => ("npm", "javascript", "github:language:javascript".to_owned()),
+            _ => continue,
+        };
+        for finding in result["Vulnerabilities"].as_array().into_iter().flatten() {
+            let text = |name: &str| finding[name].as_str().unwrap_or_default();
+            let fixed: Vec<&str> = text("FixedVersion")
+                .split(',')
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .collect();
+            let locations: Vec<Value> = match text("PkgPath") {
+                "" => vec![],
+                path => vec![json!({
+                    "path": format!("/{path}"),
+                    "layerID": finding["Layer"]["DiffID"],
+                    "annotations": { "evidence": "primary" },
+                })],
+            };
+            matches.push(json!({
+                "vulnerability": {
+                    "id": text("VulnerabilityID"),
+                    "namespace": namespace,
+                    "severity": text("Severity"),
+                    "description": text("Title"),
+                    "fix": {
+                        "versions": fixed,
+                        "state": if fixed.is_empty() { "not-fixed" } else { "fixed" },
+                    },
+                },
+                "relatedVulnerabilities": [],
+                "matchDetails": [],
+                "artifact": {
+                    "name": text("PkgName"),
+                    "version": text("InstalledVersion"),
+                    "type": kind,
+                    "language": language,
+                    "locations": locations,
+                    "purl": finding["PkgIdentifier"]["PURL"],
+                },
+            }));
+        }
+    }
+    json!({
+        "matches": matches,
+        "source": {
+            "type": "image",
+            "target": {
+                "userInput": trivy["ArtifactName"],
+                "imageID": trivy["Metadata"]["ImageID"],
+                "architecture": trivy["Metadata"]["ImageConfig"]["architecture"],
+            },
+        },
+        "distro": { "name": os["Family"], "version": distro_version },
+        "descriptor": { "name": "grype", "version": "0.0.0-salve-testbed" },
+    })
+}
+
 /// Writes `report` as pretty JSON to `path`, through a temporary file.
 pub fn write(path: &Path, report: &Value) -> Result<PathBuf, Error> {
     let dir = path
