@@ -713,6 +713,18 @@ fn meta_of<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Meta, EntryError> {
     if let Some(pax) = entry.pax_extensions()? {
         for record in pax {
             let record = record?;
+            // PAX owners override the header's (ids past its octal field's 2^21).
+            let decimal = || {
+                std::str::from_utf8(record.value_bytes())
+                    .ok()
+                    .and_then(|v| v.trim().parse::<u32>().ok())
+                    .ok_or(EntryError::Refused("a PAX owner out of range"))
+            };
+            match record.key_bytes() {
+                b"uid" => meta.uid = decimal()?,
+                b"gid" => meta.gid = decimal()?,
+                _ => {}
+            }
             let Some(name) = record.key_bytes().strip_prefix(b"SCHILY.xattr.") else {
                 continue;
             };
@@ -1308,6 +1320,16 @@ mod tests {
         builder
             .append_data(&mut header, "tmp/", io::empty())
             .unwrap();
+        // An owner past the header's octal field, as PAX records carry it.
+        builder
+            .append_pax_extensions([("uid", &b"3000000"[..]), ("gid", &b"3000001"[..])])
+            .unwrap();
+        let mut header = tar::Header::new_gnu();
+        header.set_mode(0o640);
+        header.set_size(0);
+        builder
+            .append_data(&mut header, "tmp/big-owner", io::empty())
+            .unwrap();
         builder
             .append_pax_extensions([("SCHILY.xattr.user.salve", &b"v"[..])])
             .unwrap();
@@ -1343,6 +1365,8 @@ mod tests {
         assert_eq!(su.nlink(), 2, "tmp/su2 is a hard link to tmp/su");
         let tmp = fs_err::metadata(s.tree.join("tmp")).unwrap();
         assert_eq!((tmp.mode() & 0o7777, tmp.mtime()), (0o1777, 1_600_000_000));
+        let big = fs_err::metadata(s.tree.join("tmp/big-owner")).unwrap();
+        assert_eq!((big.uid(), big.gid()), (3_000_000, 3_000_001));
         let sl = s.tree.join("tmp/sl").symlink_metadata().unwrap();
         assert_eq!((sl.uid(), sl.gid()), (42, 42));
         let mut value = [0u8; 4];
