@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 
 use crate::exec::native::Workspace;
-use crate::exec::{self, ImageEnv, Setup, Upper};
+use crate::exec::{self, ImageEnv, Interrupt, Setup, Upper};
 use crate::image::{self, Destination, Image, Patch, Platform, Reference, Written};
 use crate::layer::{self, Compression, NewLayer};
 use crate::plugin::ImageContext;
@@ -196,18 +196,29 @@ impl Session {
         Ok((new_layer.entries > 0).then_some(new_layer))
     }
 
-    /// Writes the image plus `layer` (if any) to `destination`.
+    /// Writes the image plus `layer` (if any) to `destination`, giving up
+    /// if `interrupt` is raised before the output is in place.
     ///
     /// # Errors
     ///
-    /// Writing failed; the destination is then left as it was.
+    /// Writing failed or was interrupted; the destination is then left as
+    /// it was.
     pub fn write(
         &self,
         layer: Option<&NewLayer>,
         patch: &Patch,
         destination: &Destination,
         tag: Option<&str>,
+        interrupt: &Interrupt,
     ) -> Result<Written, Error> {
-        Ok(image::write(&self.image, layer, patch, destination, tag)?)
+        let stop = || interrupt.is_triggered();
+        Ok(image::write_unless(
+            &self.image,
+            layer,
+            patch,
+            destination,
+            tag,
+            &stop,
+        )?)
     }
 }

@@ -683,3 +683,152 @@ fn salve_run_of_a_failing_command_writes_nothing_and_says_why() {
     assert!(stderr.ends_with(expected), "{stderr}");
     assert!(!out.exists(), "nothing written");
 }
+
+/// A tmpfs of `size` mounted at `dir` for as long as it lives.
+struct SmallDisk<'a>(&'a Path);
+
+impl<'a> SmallDisk<'a> {
+    fn mount(dir: &'a Path, size: &str) -> SmallDisk<'a> {
+        fs_err::create_dir_all(dir).unwrap();
+        let options = std::ffi::CString::new(format!("size={size}")).unwrap();
+        rustix::mount::mount(
+            "salve-small-disk",
+            dir,
+            "tmpfs",
+            rustix::mount::MountFlags::empty(),
+            Some(options.as_c_str()),
+        )
+        .unwrap();
+        SmallDisk(dir)
+    }
+}
+
+impl Drop for SmallDisk<'_> {
+    fn drop(&mut self) {
+        let _ = rustix::mount::unmount(self.0, rustix::mount::UnmountFlags::DETACH);
+    }
+}
+
+fn entries_of(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = fs_err::read_dir(dir)
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn an_output_that_fills_the_disk_leaves_nothing_behind() {
+    let Some(run) = Run::new("an_output_that_fills_the_disk_leaves_nothing_behind") else {
+        return;
+    };
+    let built = images::python().unwrap();
+    let full = run.scratch.path().join("full");
+    let disk = SmallDisk::mount(&full, "8m");
+    let out = full.join("out.tar");
+    let result = salve()
+        .args(["run", "-i", &built.oci_ref(), "-o"])
+        .arg(format!("docker-archive:{}", out.display()))
+        .args(["-t", "salve-test/full:1", "--", "touch", "/opt/full"])
+        .env("SALVE_CACHE_DIR", LAYER_CACHE)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&result.stderr);
+    assert_eq!(result.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("No space left on device"), "{stderr}");
+    assert!(stderr.contains(&full.display().to_string()), "{stderr}");
+    assert_eq!(stderr.trim().lines().count(), 1, "one message: {stderr}");
+    assert_eq!(
+        entries_of(&full),
+        Vec::<String>::new(),
+        "nothing left behind"
+    );
+    drop(disk);
+}
+
+/// Starts `salve run` writing a docker-archive into `dir`, and sends it
+/// `signal` while the archive is being written (its temporary file exists).
+/// `None` when the write finished before the signal could land.
+fn signal_while_writing(
+    dir: &Path,
+    signal: rustix::process::Signal,
+) -> Option<std::process::ExitStatus> {
+    use rustix::process::{Pid, Signal, kill_process};
+    let built = images::python().unwrap();
+    let out = dir.join("out.tar");
+    let mut child = salve()
+        .args(["run", "-i", &built.oci_ref(), "-o"])
+        .arg(format!("docker-archive:{}", out.display()))
+        .args(["-t", "salve-test/cut:1", "--", "touch", "/opt/cut"])
+        .env("SALVE_CACHE_DIR", LAYER_CACHE)
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = Pid::from_child(&child);
+    let started = Instant::now();
+    loop {
+        let writing = entries_of(dir)
+            .iter()
+            .any(|name| name.starts_with(".salve-"));
+        if writing {
+            // Freeze it first, so the signal lands before the write can end.
+            kill_process(pid, Signal::STOP).unwrap();
+            kill_process(pid, signal).unwrap();
+            kill_process(pid, Signal::CONT).unwrap();
+            break;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "salve run failed before writing: {status}"
+            );
+            fs_err::remove_file(&out).unwrap();
+            return None;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no write started"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let status = child.wait().unwrap();
+    if out.exists() && status.success() {
+        // The rename had already happened when the process froze.
+        fs_err::remove_file(&out).unwrap();
+        return None;
+    }
+    Some(status)
+}
+
+#[test]
+fn ctrl_c_or_kill_while_writing_leaves_no_half_image() {
+    let Some(run) = Run::new("ctrl_c_or_kill_while_writing_leaves_no_half_image") else {
+        return;
+    };
+    use rustix::process::Signal;
+    for (signal, name) in [(Signal::INT, "interrupt"), (Signal::KILL, "kill")] {
+        let dir = run.scratch.path().join(name);
+        fs_err::create_dir_all(&dir).unwrap();
+        let status = (0..5)
+            .find_map(|_| signal_while_writing(&dir, signal))
+            .unwrap_or_else(|| panic!("{name}: every write ended before the signal"));
+        assert!(!status.success(), "{name}: {status}");
+        assert!(
+            !dir.join("out.tar").exists(),
+            "{name}: a half image at the output"
+        );
+        let left = entries_of(&dir);
+        if signal == Signal::INT {
+            // An interrupt unwinds: the temporary archive is removed too.
+            assert_eq!(status.code(), Some(1), "{name}");
+            assert_eq!(left, Vec::<String>::new(), "{name}");
+        } else {
+            // A killed process cannot clean up; what it leaves is hidden.
+            assert!(
+                left.iter().all(|n| n.starts_with(".salve-")),
+                "{name}: {left:?}"
+            );
+        }
+    }
+}

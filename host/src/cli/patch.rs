@@ -127,8 +127,13 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
                 labels: Default::default(),
                 created: session.epoch(),
             };
-            let written =
-                session.write(Some(layer), &patch, &destination, args.image.tag.as_deref())?;
+            let written = session.write(
+                Some(layer),
+                &patch,
+                &destination,
+                args.image.tag.as_deref(),
+                &interrupt,
+            )?;
             Some(written)
         }
         None => None,

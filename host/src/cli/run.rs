@@ -84,6 +84,7 @@ pub fn run(global: &Global, args: &RunArgs) -> anyhow::Result<Exit> {
         &patch,
         &destination,
         args.image.tag.as_deref(),
+        &interrupt,
     )?;
 
     info!(

@@ -49,7 +49,7 @@ pub use self::platform::Platform;
 pub use self::read::open;
 pub use self::reference::{Destination, Name, Reference};
 use self::store::Store;
-pub use self::write::{Patch, Written, write};
+pub use self::write::{Patch, Written, write, write_unless};
 use crate::layer::Compression;
 
 /// The config label holding the original (never patched) image's manifest digest.
@@ -307,6 +307,10 @@ pub enum Error {
     /// The output would overwrite the input.
     #[error("the output {0} is the input image; write somewhere else")]
     OutputIsInput(PathBuf),
+    /// The run was interrupted while the output was being written; the
+    /// destination is as it was.
+    #[error("interrupted while writing the output; nothing was written")]
+    Interrupted,
     /// The destination exists and is not something salve may add to.
     #[error("{path}: exists and is not an OCI layout; remove it or pick another output")]
     DestinationExists { path: PathBuf },
@@ -686,6 +690,34 @@ mod tests {
         for path in before {
             assert!(path.is_file(), "{} was removed", path.display());
         }
+    }
+
+    #[test]
+    fn a_layout_output_never_retags_its_own_input() {
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            dir.path(),
+            "1.0",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let index_before = fs_err::read(dir.path().join("index.json")).unwrap();
+        let image = open(&oci(dir.path(), Some("1.0")), None).unwrap();
+        let dest: Destination = format!("oci:{}", dir.path().display()).parse().unwrap();
+        let err = write(&image, None, &Patch::now("t"), &dest, Some("1.0")).unwrap_err();
+        assert!(matches!(err, Error::OutputIsInput(_)), "{err}");
+        assert!(err.to_string().contains("(1.0)"), "{err}");
+        assert_eq!(
+            fs_err::read(dir.path().join("index.json")).unwrap(),
+            index_before
+        );
+        let still = open(&oci(dir.path(), Some("1.0")), None).unwrap();
+        assert_eq!(still.digest(), image.digest());
+
+        // Another tag in the same layout may be replaced by a new patch.
+        write(&image, None, &Patch::now("t"), &dest, Some("1.0-p")).unwrap();
+        write(&image, None, &Patch::now("u"), &dest, Some("1.0-p")).unwrap();
     }
 
     #[test]

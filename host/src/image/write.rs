@@ -77,13 +77,31 @@ pub fn write(
     destination: &Destination,
     tag: Option<&str>,
 ) -> Result<Written, Error> {
+    write_unless(image, layer, patch, destination, tag, &|| false)
+}
+
+/// [`write`], giving up with [`Error::Interrupted`] as soon as `stop` says so (it is asked
+/// before each blob and before the output is put in place), leaving the destination as it
+/// was.
+///
+/// # Errors
+///
+/// As [`write`], and [`Error::Interrupted`].
+pub fn write_unless(
+    image: &Image,
+    layer: Option<&NewLayer>,
+    patch: &Patch,
+    destination: &Destination,
+    tag: Option<&str>,
+    stop: &dyn Fn() -> bool,
+) -> Result<Written, Error> {
     let name = output_name(image, destination, tag)?;
     let output = Output::build(image, layer, patch, name)?;
     debug!(%destination, name = %output.name, manifest = %output.manifest_digest, "writing image");
 
     let bytes_written = match destination {
-        Destination::OciLayout { path, .. } => write_layout(&output, path)?,
-        Destination::OciArchive { path, .. } => write_archive(&output, image, path, false)?,
+        Destination::OciLayout { path, .. } => write_layout(&output, image, path, stop)?,
+        Destination::OciArchive { path, .. } => write_archive(&output, image, path, false, stop)?,
         Destination::DockerArchive { path, .. } => {
             if output
                 .layers
@@ -92,7 +110,7 @@ pub fn write(
             {
                 warn!(%destination, "the image has zstd layers: Docker before 23.0 cannot load it");
             }
-            write_archive(&output, image, path, true)?
+            write_archive(&output, image, path, true, stop)?
         }
     };
     Ok(Written {
@@ -343,20 +361,29 @@ pub(crate) fn manifest(
 }
 
 /// Writes (or adds to) an OCI layout directory; returns the bytes written.
-fn write_layout(output: &Output, path: &Path) -> Result<u64, Error> {
+fn write_layout(
+    output: &Output,
+    image: &Image,
+    path: &Path,
+    stop: &dyn Fn() -> bool,
+) -> Result<u64, Error> {
     match fs_err::metadata(path) {
-        Ok(m) if m.is_dir() && path.join("oci-layout").is_file() => add_to_layout(output, path),
-        Ok(m) if m.is_dir() && fs_err::read_dir(path)?.next().is_none() => new_layout(output, path),
+        Ok(m) if m.is_dir() && path.join("oci-layout").is_file() => {
+            add_to_layout(output, image, path, stop)
+        }
+        Ok(m) if m.is_dir() && fs_err::read_dir(path)?.next().is_none() => {
+            new_layout(output, path, stop)
+        }
         Ok(_) => Err(Error::DestinationExists {
             path: path.to_owned(),
         }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => new_layout(output, path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => new_layout(output, path, stop),
         Err(e) => Err(e.into()),
     }
 }
 
 /// Builds the layout in a hidden sibling directory, then renames it into place.
-fn new_layout(output: &Output, path: &Path) -> Result<u64, Error> {
+fn new_layout(output: &Output, path: &Path, stop: &dyn Fn() -> bool) -> Result<u64, Error> {
     let parent = parent_of(path);
     fs_err::create_dir_all(parent)?;
     let temp = tempfile::Builder::new()
@@ -373,6 +400,7 @@ fn new_layout(output: &Output, path: &Path) -> Result<u64, Error> {
 
     let mut written = 0;
     for blob in &output.blobs {
+        unless(stop)?;
         written += place_blob(blob, &blobs)?;
     }
     fs_err::write(temp.path().join("oci-layout"), OCI_LAYOUT)?;
@@ -385,6 +413,7 @@ fn new_layout(output: &Output, path: &Path) -> Result<u64, Error> {
     written += (OCI_LAYOUT.len() + index.len()) as u64;
     sync_dir(temp.path())?;
 
+    unless(stop)?;
     let kept = temp.keep();
     if let Err(e) = fs_err::rename(&kept, path) {
         let _ = fs_err::remove_dir_all(&kept);
@@ -397,19 +426,14 @@ fn new_layout(output: &Output, path: &Path) -> Result<u64, Error> {
 /// Adds the image to an existing layout: new blobs first, then index.json swapped atomically.
 ///
 /// Existing blobs are never rewritten (they are named by digest), so an interrupted run
-/// leaves at most unreferenced blobs; the index keeps naming only complete images.
-fn add_to_layout(output: &Output, path: &Path) -> Result<u64, Error> {
-    let blobs = path.join("blobs/sha256");
-    fs_err::create_dir_all(&blobs)?;
-    let mut written = 0;
-    for blob in &output.blobs {
-        if !blobs.join(blob.digest.digest()).is_file() {
-            written += place_blob(blob, &blobs)?;
-        }
-    }
-    sync_dir(&blobs)?;
-
-    // The same tag now names the new image; every other entry stays.
+/// leaves at most unreferenced blobs; the index keeps naming only complete images. The
+/// input's own entry is never replaced: a tag that names it is refused.
+fn add_to_layout(
+    output: &Output,
+    image: &Image,
+    path: &Path,
+    stop: &dyn Fn() -> bool,
+) -> Result<u64, Error> {
     let index_path = path.join("index.json");
     let mut index: serde_json::Map<String, Value> =
         serde_json::from_slice(&fs_err::read(&index_path)?).map_err(|e| Error::InvalidField {
@@ -421,10 +445,34 @@ fn add_to_layout(output: &Output, path: &Path) -> Result<u64, Error> {
         Some(Value::Array(manifests)) => manifests,
         _ => Vec::new(),
     };
-    manifests.retain(|m| m["annotations"][REF_NAME].as_str() != Some(output.name.tag.as_str()));
+    let tag = output.name.tag.as_str();
+    let names_tag = |m: &Value| m["annotations"][REF_NAME].as_str() == Some(tag);
+    let input = image.digest().to_string();
+    let is_input = |m: &Value| m["digest"].as_str() == Some(input.as_str());
+    if same_file(path, image.store.path()) && manifests.iter().any(|m| names_tag(m) && is_input(m))
+    {
+        return Err(Error::OutputIsInput(
+            path.join(format!("index.json ({tag})")),
+        ));
+    }
+
+    let blobs = path.join("blobs/sha256");
+    fs_err::create_dir_all(&blobs)?;
+    let mut written = 0;
+    for blob in &output.blobs {
+        unless(stop)?;
+        if !blobs.join(blob.digest.digest()).is_file() {
+            written += place_blob(blob, &blobs)?;
+        }
+    }
+    sync_dir(&blobs)?;
+
+    // The same tag now names the new image; every other entry stays.
+    manifests.retain(|m| !names_tag(m));
     manifests.push(output.index_entry());
     index.insert("manifests".to_owned(), Value::Array(manifests));
     let bytes = serde_json::to_vec(&index)?;
+    unless(stop)?;
     replace_file(&index_path, &bytes)?;
     Ok(written + bytes.len() as u64)
 }
@@ -452,7 +500,7 @@ fn place_blob(blob: &Blob, dir: &Path) -> Result<u64, Error> {
                 format!("creating a file in {}: {e}", dir.display()),
             )
         })?;
-    copy_checked(blob, temp.as_file_mut())?;
+    copy_checked(blob, temp.as_file_mut(), &target)?;
     temp.as_file()
         .sync_all()
         .map_err(|e| with_path(e, temp.path()))?;
@@ -461,9 +509,9 @@ fn place_blob(blob: &Blob, dir: &Path) -> Result<u64, Error> {
     Ok(blob.size)
 }
 
-/// Copies a blob's bytes to `out`, checking its size and digest on the way.
-fn copy_checked(blob: &Blob, out: &mut dyn Write) -> Result<(), Error> {
-    let what = || format!("blob {}", blob.digest);
+/// Copies a blob's bytes to `out` (which becomes `path`), checking its size and digest on
+/// the way.
+fn copy_checked(blob: &Blob, out: &mut dyn Write, path: &Path) -> Result<(), Error> {
     let reader: Box<dyn Read + '_> = match &blob.source {
         Source::Bytes(bytes) => Box::new(bytes.as_slice()),
         Source::Layer(layer) => layer.open()?,
@@ -473,12 +521,23 @@ fn copy_checked(blob: &Blob, out: &mut dyn Write) -> Result<(), Error> {
         inner: reader,
         hasher: Sha256::new(),
         count: 0,
+        read_failed: false,
     };
-    io::copy(&mut hashing, out).map_err(|source| Error::Read {
-        what: what(),
-        source,
-    })?;
+    io::copy(&mut hashing, out).map_err(|e| copy_error(&hashing, blob, e, path))?;
     check(&hashing, blob)
+}
+
+/// A failed copy of a blob: reading its source, or writing the output at `path` (a full
+/// disk).
+fn copy_error(hashing: &HashingReader<'_>, blob: &Blob, source: io::Error, path: &Path) -> Error {
+    if hashing.read_failed {
+        Error::Read {
+            what: format!("blob {}", blob.digest),
+            source,
+        }
+    } else {
+        with_path(source, path).into()
+    }
 }
 
 fn check(hashing: &HashingReader<'_>, blob: &Blob) -> Result<(), Error> {
@@ -500,11 +559,16 @@ struct HashingReader<'a> {
     inner: Box<dyn Read + 'a>,
     hasher: Sha256,
     count: u64,
+    /// Whether an error came from the source (else it came from where the bytes went).
+    read_failed: bool,
 }
 
 impl Read for HashingReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
+        let n = self
+            .inner
+            .read(buf)
+            .inspect_err(|_| self.read_failed = true)?;
         self.hasher.update(&buf[..n]);
         self.count += n as u64;
         Ok(n)
@@ -512,7 +576,13 @@ impl Read for HashingReader<'_> {
 }
 
 /// Writes an OCI archive (or a docker-archive, which is the same plus `manifest.json`).
-fn write_archive(output: &Output, image: &Image, path: &Path, docker: bool) -> Result<u64, Error> {
+fn write_archive(
+    output: &Output,
+    image: &Image,
+    path: &Path,
+    docker: bool,
+    stop: &dyn Fn() -> bool,
+) -> Result<u64, Error> {
     if same_file(path, image.store.path()) {
         return Err(Error::OutputIsInput(path.to_owned()));
     }
@@ -534,7 +604,7 @@ fn write_archive(output: &Output, image: &Image, path: &Path, docker: bool) -> R
         })?;
 
     let mut tar = tar::Builder::new(io::BufWriter::with_capacity(1 << 20, temp.as_file()));
-    let failed = |e: io::Error| with_path(e, temp.path());
+    let failed = |e: io::Error| with_path(e, path);
     append_bytes(&mut tar, "oci-layout", OCI_LAYOUT).map_err(failed)?;
     for dir in ["blobs/", "blobs/sha256/"] {
         let mut header = tar::Header::new_gnu();
@@ -545,7 +615,8 @@ fn write_archive(output: &Output, image: &Image, path: &Path, docker: bool) -> R
             .map_err(failed)?;
     }
     for blob in &output.blobs {
-        append_blob(&mut tar, blob)?;
+        unless(stop)?;
+        append_blob(&mut tar, blob, path)?;
     }
     let index = serde_json::to_vec(&json!({
         "schemaVersion": 2,
@@ -562,6 +633,7 @@ fn write_archive(output: &Output, image: &Image, path: &Path, docker: bool) -> R
     temp.as_file().sync_all().map_err(failed)?;
     let written = temp.as_file().metadata().map_err(failed)?.len();
 
+    unless(stop)?;
     temp.persist(path).map_err(|e| with_path(e.error, path))?;
     sync_dir(parent)?;
     Ok(written)
@@ -574,7 +646,7 @@ fn append_bytes<W: Write>(tar: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -
     tar.append_data(&mut header, name, bytes)
 }
 
-fn append_blob<W: Write>(tar: &mut tar::Builder<W>, blob: &Blob) -> Result<(), Error> {
+fn append_blob<W: Write>(tar: &mut tar::Builder<W>, blob: &Blob, path: &Path) -> Result<(), Error> {
     let reader: Box<dyn Read + '_> = match &blob.source {
         Source::Bytes(bytes) => Box::new(bytes.as_slice()),
         Source::Layer(layer) => layer.open()?,
@@ -586,16 +658,14 @@ fn append_blob<W: Write>(tar: &mut tar::Builder<W>, blob: &Blob) -> Result<(), E
         inner: Box::new(reader.take(blob.size)),
         hasher: Sha256::new(),
         count: 0,
+        read_failed: false,
     };
     let mut header = tar::Header::new_gnu();
     header.set_mode(0o644);
     header.set_size(blob.size);
     let name = format!("blobs/sha256/{}", blob.digest.digest());
     tar.append_data(&mut header, &name, &mut hashing)
-        .map_err(|source| Error::Read {
-            what: format!("blob {}", blob.digest),
-            source,
-        })?;
+        .map_err(|e| copy_error(&hashing, blob, e, path))?;
     check(&hashing, blob)
 }
 
@@ -617,6 +687,14 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         .sync_all()
         .map_err(|e| with_path(e, temp.path()))?;
     temp.persist(path).map_err(|e| with_path(e.error, path))?;
+    Ok(())
+}
+
+/// [`Error::Interrupted`] once `stop` says so.
+fn unless(stop: &dyn Fn() -> bool) -> Result<(), Error> {
+    if stop() {
+        return Err(Error::Interrupted);
+    }
     Ok(())
 }
 
