@@ -66,6 +66,22 @@ pub enum Fetched {
     Unreachable(String),
 }
 
+/// The package indexes among a plugin's sources, as pip uses them: the first
+/// source is the index (`--index-url`); after it, only sources that look
+/// like simple-API roots (ending in `simple`, as PyPI, devpi, Artifactory
+/// and Nexus spell them) are extra indexes; the others are file hosts pip
+/// reaches through the indexes' links.
+pub fn indexes(sources: &[String]) -> impl Iterator<Item = &String> {
+    let (first, rest) = match sources.split_first() {
+        Some((first, rest)) => (Some(first), rest),
+        None => (None, &[][..]),
+    };
+    first.into_iter().chain(
+        rest.iter()
+            .filter(|s| s.trim_end_matches('/').ends_with("simple")),
+    )
+}
+
 /// The URL of a project's page on an index: the index URL, a slash, the
 /// normalised name, a slash.
 pub fn project_url(index: &str, key: &str) -> String {

@@ -100,13 +100,13 @@ impl Plugin for Pip {
                 package.key
             )));
         }
-        let Some(index_url) = sources.first() else {
+        if sources.is_empty() {
             host::warn(&format!(
                 "no index to ask about {}: no sources are configured",
                 package.key
             ));
             return Ok(None);
-        };
+        }
         let Some(target) = releases::Target::of(package) else {
             host::debug(&format!(
                 "{} at /{}: no Python version known, so releases cannot be judged",
@@ -115,26 +115,37 @@ impl Plugin for Pip {
             return Ok(None);
         };
 
-        match index::fetch(index_url, &package.key) {
-            Ok(index::Fetched::Page(project)) => {
-                Ok(Some(releases::evaluate(&project, &package.key, &target)))
-            }
-            Ok(index::Fetched::NotFound) => {
-                host::warn(&format!(
+        // pip takes a version from any of its indexes, so every index is
+        // asked; one that cannot be asked leaves the report to decide.
+        let mut offered = Vec::new();
+        for index_url in index::indexes(sources) {
+            match index::fetch(index_url, &package.key) {
+                Ok(index::Fetched::Page(project)) => releases::merge(
+                    &mut offered,
+                    releases::evaluate(&project, &package.key, &target),
+                ),
+                Ok(index::Fetched::NotFound) => host::debug(&format!(
                     "{index_url}: the index has no project {}",
                     package.key
-                ));
-                Ok(Some(Vec::new()))
+                )),
+                Ok(index::Fetched::Unreachable(why)) => {
+                    host::warn(&format!(
+                        "cannot ask {index_url} about {}: {why}",
+                        package.key
+                    ));
+                    return Ok(None);
+                }
+                Err(e) => return Err(Error::Failed(error_chain(&e))),
             }
-            Ok(index::Fetched::Unreachable(why)) => {
-                host::warn(&format!(
-                    "cannot ask the index about {}: {why}",
-                    package.key
-                ));
-                Ok(None)
-            }
-            Err(e) => Err(Error::Failed(error_chain(&e))),
         }
+        if offered.is_empty() {
+            host::warn(&format!(
+                "no index offers {} ({})",
+                package.key,
+                index::indexes(sources).cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        Ok(Some(offered))
     }
 
     fn plan(

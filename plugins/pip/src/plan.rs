@@ -44,7 +44,7 @@ use salve_plugin_sdk::{
 
 use crate::environment::{self, Environment, Kind};
 use crate::inventory::{self, Inventory, PackageCopy};
-use crate::{DEFAULT_SOURCES, bootstrap, name, version};
+use crate::{DEFAULT_SOURCES, bootstrap, index, name, version};
 
 /// The guard script run around every install.
 const GUARD: &str = include_str!("guard.py");
@@ -465,25 +465,20 @@ impl Install<'_> {
     }
 }
 
-/// `--index-url` and `--extra-index-url` for sources the user named; none
-/// when they are the plugin's defaults, so the image's own pip
-/// configuration applies. After the first (the index), only sources that
-/// look like simple-API roots (ending in `simple`, as PyPI, devpi,
-/// Artifactory and Nexus spell them) become extra indexes; the others are
-/// file hosts pip reaches through the index's links.
+/// `--index-url` and `--extra-index-url` for the indexes among the sources
+/// the user named (see [`index::indexes`]); none when they are the plugin's
+/// defaults, so the image's own pip configuration applies.
 fn index_options(sources: &[String]) -> Vec<String> {
     let trimmed = |s: &str| s.trim_end_matches('/').to_string();
     let given: Vec<String> = sources.iter().map(|s| trimmed(s)).collect();
     let defaults: Vec<String> = DEFAULT_SOURCES.iter().map(|s| trimmed(s)).collect();
-    let Some((index, rest)) = sources.split_first() else {
-        return Vec::new();
-    };
     if given == defaults {
         return Vec::new();
     }
-    let mut options = vec!["--index-url".to_string(), index.clone()];
-    for extra in rest.iter().filter(|s| trimmed(s).ends_with("simple")) {
-        options.extend(["--extra-index-url".to_string(), extra.clone()]);
+    let mut options = Vec::new();
+    for (n, index) in index::indexes(sources).enumerate() {
+        let flag = if n == 0 { "--index-url" } else { "--extra-index-url" };
+        options.extend([flag.to_string(), index.clone()]);
     }
     options
 }

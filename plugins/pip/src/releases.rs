@@ -85,6 +85,19 @@ pub fn evaluate(project: &Project, key: &str, target: &Target) -> Vec<Release> {
         .collect()
 }
 
+/// Adds another index's releases to `into` (both newest first, as
+/// [`evaluate`] gives them): a version either index can install is usable.
+pub fn merge(into: &mut Vec<Release>, more: Vec<Release>) {
+    for release in more {
+        match into.iter_mut().find(|r| r.version == release.version) {
+            Some(known) if release.unusable.is_none() => known.unusable = None,
+            Some(_) => {}
+            None => into.push(release),
+        }
+    }
+    into.sort_by_cached_key(|r| std::cmp::Reverse(r.version.parse::<Version>().ok()));
+}
+
 /// Why no file of a version installs, or `None` when one does.
 fn unusable(files: &[(&File, Kind)], target: &Target) -> Option<String> {
     if files.is_empty() {

@@ -141,6 +141,54 @@ fn releases_come_from_the_first_source_as_pep_691_json() {
 }
 
 #[test]
+fn every_index_is_asked_and_a_version_any_of_them_installs_is_usable() {
+    let asked = Rc::new(RefCell::new(Vec::new()));
+    let log = asked.clone();
+    // The mirror has a wheel of 2.99.0 (not on PyPI) and only a yanked
+    // 2.32.3; PyPI's 2.32.3 is fine.
+    let mirror = r#"{"meta": {"api-version": "1.0"}, "name": "requests",
+        "files": [
+          {"filename": "requests-2.99.0-py3-none-any.whl", "url": "x", "hashes": {}},
+          {"filename": "requests-2.32.3-py3-none-any.whl", "url": "y", "hashes": {},
+           "yanked": "mirror copy is broken"}
+        ]}"#;
+    testing::set_fetch(move |url, _| {
+        log.borrow_mut().push(url.to_string());
+        let body = if url.starts_with("https://mirror.corp/") {
+            mirror.to_string()
+        } else {
+            fixture("index/requests.json")
+        };
+        Ok(page(200, "application/vnd.pypi.simple.v1+json", body))
+    });
+
+    let sources = [
+        "https://mirror.corp/simple".to_string(),
+        "https://files.mirror.corp/".to_string(),
+        "https://pypi.org/simple/".to_string(),
+    ];
+    let releases = Pip::releases(&requests_in_venv(), &sources)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        *asked.borrow(),
+        [
+            "https://mirror.corp/simple/requests/",
+            "https://pypi.org/simple/requests/"
+        ],
+        "indexes only, not the file host"
+    );
+    assert_eq!(releases[0].version, "2.99.0");
+    let find = |v: &str| releases.iter().find(|r| r.version == v).unwrap();
+    assert_eq!(find("2.32.3").unusable, None);
+    assert_eq!(
+        releases.iter().filter(|r| r.version == "2.32.3").count(),
+        1,
+        "one row per version"
+    );
+}
+
+#[test]
 fn an_unreachable_index_gives_none_so_the_report_decides() {
     testing::set_fetch(|url, _| {
         Err(FetchError::Transport(format!(
