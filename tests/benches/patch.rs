@@ -76,7 +76,7 @@ fn hand_commands(doc: &Value) -> Vec<String> {
     }
     if !system.is_empty() {
         commands.push(format!(
-            "python3 -m pip install --no-cache-dir --break-system-packages {}",
+            "/usr/bin/python3 -m pip install --no-cache-dir --break-system-packages {}",
             system.join(" ")
         ));
     }
@@ -127,7 +127,7 @@ fn main() -> Result<()> {
     // The same installs by hand.
     let commands = hand_commands(&doc);
     let ca = images::host_ca_bundle();
-    let mut hand_times = Vec::new();
+    let (mut hand_times, mut pip_times) = (Vec::new(), Vec::new());
     for n in 0..runs {
         let name = format!("salve-bench-hand-{}-{n}", std::process::id());
         let tag = format!("salve-bench/hand:{n}");
@@ -152,6 +152,7 @@ fn main() -> Result<()> {
                 &commands.join(" && "),
             ],
         )?;
+        pip_times.push(started.elapsed());
         run("docker", &["commit", &name, &tag])?;
         run(
             "docker",
@@ -163,6 +164,7 @@ fn main() -> Result<()> {
     }
 
     let (salve_median, hand_median) = (median(salve_times), median(hand_times));
+    let pip_median = median(pip_times);
     let (steps_median, verify_median) = (median(steps), median(verify));
     let own = salve_median.saturating_sub(steps_median + verify_median);
     println!("packages moved: {}", commands.join("; "));
@@ -171,6 +173,7 @@ fn main() -> Result<()> {
     println!("  verifying (re-detect):        median {verify_median:>8.1?}");
     println!("  salve's own work:             about  {own:>8.1?}");
     println!("by hand (run + commit + save):  median {hand_median:>8.1?} of {runs}");
+    println!("  docker run with pip install:  median {pip_median:>8.1?}");
     println!(
         "ratio salve / by hand:          {:.2}",
         salve_median.as_secs_f64() / hand_median.as_secs_f64()
