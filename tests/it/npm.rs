@@ -227,6 +227,14 @@ fn assert_patched_project(original: &BuiltImage, layout: &Path, doc: &Value) {
         "npm ls: {}",
         String::from_utf8_lossy(&ls.stderr)
     );
+    // The global packages' trees too (optimist's, whose dependency moved
+    // inside it).
+    let ls = docker_run(&tag, "none", "npm ls -g --all >/dev/null");
+    assert!(
+        ls.status.success(),
+        "npm ls -g: {}",
+        String::from_utf8_lossy(&ls.stderr)
+    );
     let ci = docker_run(
         &tag,
         "host",
@@ -247,51 +255,69 @@ fn assert_patched_project(original: &BuiltImage, layout: &Path, doc: &Value) {
         .output();
 
     // Each target where salve says it is now.
-    let mut targets: BTreeSet<String> = BTreeSet::new();
+    let mut targets: Vec<String> = Vec::new();
     for e in updated(doc) {
         let path = e["location"].as_str().unwrap().trim_start_matches('/');
         let dir = path.trim_end_matches("/package.json").to_string();
-        let name = e["package"].as_str().unwrap().to_string();
+        let name = e["package"].as_str().unwrap();
         let at = after.get(&dir).map(|(v, _)| v.as_str());
         assert_eq!(at, e["target"].as_str(), "{name} at /{dir}");
-        targets.insert(name);
+        targets.push(dir);
     }
 
-    // What changed: a copy added, removed or at another version.
+    // What changed: a copy added, removed or at another version. Each change
+    // must be a target's copy or one that a target's copy loads, before or
+    // after, as node resolves it from that copy's own directory.
     let changed: BTreeSet<&String> = before
         .keys()
         .chain(after.keys())
         .filter(|dir| before.get(*dir).map(|x| &x.0) != after.get(*dir).map(|x| &x.0))
         .collect();
-    // What the moved packages require, transitively, by name.
-    let mut needs: BTreeSet<String> = targets.clone();
-    loop {
-        let more: BTreeSet<String> = after
-            .iter()
-            .filter(|(dir, _)| {
-                needs
-                    .iter()
-                    .any(|n| dir.ends_with(&format!("node_modules/{n}")))
-            })
-            .flat_map(|(_, (_, deps))| deps.iter().cloned())
-            .filter(|d| !needs.contains(d))
-            .collect();
-        if more.is_empty() {
-            break;
-        }
-        needs.extend(more);
-    }
+    let mut explained = loaded_from(&after, &targets);
+    explained.extend(loaded_from(&before, &targets));
     let unexplained: Vec<&&String> = changed
         .iter()
-        .filter(|dir| {
-            let name = dir.rsplit("node_modules/").next().unwrap_or_default();
-            !needs.contains(name)
-        })
+        .filter(|dir| !explained.contains(**dir))
         .collect();
     assert!(
         unexplained.is_empty(),
-        "changed without being a target or needed by one: {unexplained:?}"
+        "changed without being a target or loaded by one: {unexplained:?}"
     );
+}
+
+/// The copy node loads for `name` required from the package in `dir`: the
+/// nearest `node_modules/name` on the way up from `dir`.
+fn resolve(tree: &Tree, dir: &str, name: &str) -> Option<String> {
+    let mut base = dir.to_string();
+    loop {
+        let candidate = format!("{base}/node_modules/{name}");
+        if tree.contains_key(&candidate) {
+            return Some(candidate);
+        }
+        let up = base.rfind("/node_modules/")?;
+        base.truncate(up);
+    }
+}
+
+/// The directories of `roots` and of every copy they load, transitively.
+fn loaded_from(tree: &Tree, roots: &[String]) -> BTreeSet<String> {
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut todo: Vec<String> = roots
+        .iter()
+        .filter(|r| tree.contains_key(*r))
+        .cloned()
+        .collect();
+    while let Some(dir) = todo.pop() {
+        if !seen.insert(dir.clone()) {
+            continue;
+        }
+        for dependency in &tree[&dir].1 {
+            if let Some(found) = resolve(tree, &dir, dependency) {
+                todo.push(found);
+            }
+        }
+    }
+    seen
 }
 
 #[test]
