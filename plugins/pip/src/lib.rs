@@ -142,7 +142,10 @@ impl Plugin for Pip {
             host::warn(&format!(
                 "no index offers {} ({})",
                 package.key,
-                index::indexes(sources).cloned().collect::<Vec<_>>().join(", ")
+                index::indexes(sources)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ));
         }
         Ok(Some(offered))

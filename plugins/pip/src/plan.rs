@@ -477,7 +477,11 @@ fn index_options(sources: &[String]) -> Vec<String> {
     }
     let mut options = Vec::new();
     for (n, index) in index::indexes(sources).enumerate() {
-        let flag = if n == 0 { "--index-url" } else { "--extra-index-url" };
+        let flag = if n == 0 {
+            "--index-url"
+        } else {
+            "--extra-index-url"
+        };
         options.extend([flag.to_string(), index.clone()]);
     }
     options
