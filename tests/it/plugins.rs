@@ -340,8 +340,25 @@ fn salve_plugins_lists_the_example_plugin_from_its_directory() {
     );
 }
 
-/// The rows `salve plugins --json` prints, by plugin name.
-fn listed(out: &std::process::Output) -> std::collections::BTreeMap<String, serde_json::Value> {
+/// The rows `salve plugins --json` prints with `SALVE_PLUGIN_PATH` set to
+/// `path` (or unset), by plugin name; the command must succeed.
+fn listed(path: Option<&str>) -> std::collections::BTreeMap<String, serde_json::Value> {
+    let cache = tempfile::tempdir().unwrap();
+    let mut command = salve();
+    command
+        .args(["plugins", "--json"])
+        .env("SALVE_CACHE_DIR", cache.path());
+    match path {
+        Some(path) => command.env("SALVE_PLUGIN_PATH", path),
+        None => command.env_remove("SALVE_PLUGIN_PATH"),
+    };
+    let out = command.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     doc["plugins"]
         .as_array()
@@ -353,20 +370,7 @@ fn listed(out: &std::process::Output) -> std::collections::BTreeMap<String, serd
 
 #[test]
 fn salve_plugins_lists_the_bundled_plugins() {
-    let cache = tempfile::tempdir().unwrap();
-    let out = salve()
-        .args(["plugins", "--json"])
-        .env("SALVE_CACHE_DIR", cache.path())
-        .env_remove("SALVE_PLUGIN_PATH")
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = listed(&out);
+    let rows = listed(None);
     let pip = &rows["pip"];
     assert_eq!(pip["kind"], "library");
     assert_eq!(pip["source"], "bundled (pip)");
@@ -394,21 +398,8 @@ fn salve_plugin_path_adds_plugin_directories() {
         b.path().join("example.wasm"),
     )
     .unwrap();
-    let cache = tempfile::tempdir().unwrap();
     let path = format!("{}:{}", a.path().display(), b.path().display());
-    let out = salve()
-        .args(["plugins", "--json"])
-        .env("SALVE_CACHE_DIR", cache.path())
-        .env("SALVE_PLUGIN_PATH", path)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows = listed(&out);
+    let rows = listed(Some(&path));
     assert_eq!(
         rows["example"]["source"],
         b.path().join("example.wasm").display().to_string()
