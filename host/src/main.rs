@@ -18,7 +18,11 @@ fn main() -> ExitCode {
         Err(e) => {
             // The one place an error is printed: the whole chain, once.
             eprintln!("error: {e:#}");
-            cli::Exit::Failure.into()
+            if e.downcast_ref::<cli::Usage>().is_some() {
+                ExitCode::from(2)
+            } else {
+                cli::Exit::Failure.into()
+            }
         }
     }
 }

@@ -196,6 +196,20 @@ impl Session {
         Ok((new_layer.entries > 0).then_some(new_layer))
     }
 
+    /// Checks before any work that the result can be written to
+    /// `destination` (see [`image::check_destination`]).
+    ///
+    /// # Errors
+    ///
+    /// It cannot: no name, the input itself, a path salve may not write.
+    pub fn check_destination(
+        &self,
+        destination: &Destination,
+        tag: Option<&str>,
+    ) -> Result<(), Error> {
+        Ok(image::check_destination(&self.image, destination, tag)?)
+    }
+
     /// Writes the image plus `layer` (if any) to `destination`, giving up
     /// if `interrupt` is raised before the output is in place.
     ///

@@ -832,3 +832,58 @@ fn ctrl_c_or_kill_while_writing_leaves_no_half_image() {
         }
     }
 }
+
+#[test]
+fn a_bad_output_is_refused_before_any_step_runs() {
+    let Some(run) = Run::new("a_bad_output_is_refused_before_any_step_runs") else {
+        return;
+    };
+    let built = images::python().unwrap();
+    let file = run.scratch.path().join("a-file");
+    fs_err::write(&file, "not a directory").unwrap();
+    let input_layout = built.oci_layout.display().to_string();
+    let cases = [
+        (
+            format!("oci:{}/sub", file.display()),
+            vec![],
+            format!("error: writing {}/sub: Not a directory", file.display()),
+        ),
+        (
+            format!("docker-archive:{}/out.tar", run.scratch.path().display()),
+            vec![],
+            "records no repository name, and a docker-archive needs one: pass -t NAME:".into(),
+        ),
+        (
+            format!("oci:{input_layout}"),
+            vec!["-t", "other"],
+            format!("error: the output {input_layout} is the input image"),
+        ),
+        (
+            format!("docker-archive:{}", run.scratch.path().display()),
+            vec!["-t", "a:b"],
+            "is a directory; an archive output needs a file name".into(),
+        ),
+    ];
+    let index_before = fs_err::read(built.oci_layout.join("index.json")).unwrap();
+    for (output, extra, expected) in cases {
+        // salve run prints the command's output: it must never get that far.
+        let result = salve()
+            .args(["run", "-i", &built.oci_ref(), "-o", &output])
+            .args(&extra)
+            .args(["--", "echo", "the-command-ran"])
+            .env("SALVE_CACHE_DIR", LAYER_CACHE)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&result.stderr);
+        assert_eq!(result.status.code(), Some(1), "{output}: {stderr}");
+        assert!(stderr.contains(&expected), "{output}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{output}: {stderr}");
+        assert!(result.stdout.is_empty(), "{output}: the command ran");
+    }
+    assert_eq!(
+        fs_err::read(built.oci_layout.join("index.json")).unwrap(),
+        index_before,
+        "the input's layout is untouched"
+    );
+    assert_eq!(entries_of(run.scratch.path()), ["a-file"]);
+}

@@ -167,9 +167,11 @@ fn an_empty_or_truncated_report_is_one_clear_error() {
 fn flags_that_do_not_fit_together_are_refused() {
     let report = reports_dir().join("project-copacetic_copacetic__trivy_python_venv.json");
     let report = report.to_str().unwrap();
-    let err = error_for(&["-r", report, "--library-patch-level", "minor"]);
+    let (code, stdout, stderr) = plan(&["-r", report, "--library-patch-level", "minor"]);
+    assert_eq!(code, 2, "flags that do not fit together are a usage error");
+    assert!(stdout.is_empty(), "{stdout}");
     assert_eq!(
-        err,
+        stderr.trim(),
         "error: --library-patch-level minor applies to libraries, which --pkg-types leaves out; \
          add them with --pkg-types os,library or --pkg-types library"
     );

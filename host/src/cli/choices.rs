@@ -68,7 +68,10 @@ impl Choices {
 
     /// The pipeline's options; `ignore_errors` comes from `salve patch`.
     pub fn options(&self, ignore_errors: bool) -> anyhow::Result<patch::Options> {
-        let level = self.pkg_types.library_level(self.library_patch_level)?;
+        let level = self
+            .pkg_types
+            .library_level(self.library_patch_level)
+            .map_err(|e| super::Usage(e.into()))?;
         let mut sources: BTreeMap<String, Vec<String>> = BTreeMap::new();
         if let Some(index) = &self.index_url {
             sources.entry("pip".into()).or_default().push(index.clone());

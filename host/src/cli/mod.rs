@@ -104,6 +104,12 @@ pub enum Command {
     Run(Box<run::RunArgs>),
 }
 
+/// A command line whose flags do not fit together (exit 2, as for clap's
+/// own usage errors).
+#[derive(Debug, thiserror::Error)]
+#[error(transparent)]
+pub struct Usage(pub anyhow::Error);
+
 /// How the process ends.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Exit {

@@ -60,6 +60,7 @@ pub fn run(global: &Global, args: &PatchArgs) -> anyhow::Result<Exit> {
         args.image.platform.as_ref(),
         &global.cache_dir(),
     )?;
+    session.check_destination(&destination, args.image.tag.as_deref())?;
     let mut setup = session.setup();
     args.sandbox.apply(&mut setup, &interrupt);
     let image_context = session.context();

@@ -43,6 +43,14 @@ pub fn run(global: &Global, args: &PlanArgs) -> anyhow::Result<Exit> {
     let mut entries: Vec<Entry> = Vec::new();
     match &args.image {
         None => {
+            if !global.quiet {
+                eprintln!(
+                    "note: without -i IMAGE the plan follows the report alone: copies that \
+                     apt owns or another package vendors look movable, and indexes that need \
+                     the environment (Python's version for pip) are not asked; pass -i IMAGE \
+                     to decide as salve patch does"
+                );
+            }
             for (plugin, findings) in &routed.groups {
                 let decided = patch::decide_without_image(plugin, findings, &options);
                 entries.extend(decided.into_iter().map(|d| d.entry));

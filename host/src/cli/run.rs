@@ -53,6 +53,8 @@ pub fn run(global: &Global, args: &RunArgs) -> anyhow::Result<Exit> {
         args.image.platform.as_ref(),
         &global.cache_dir(),
     )?;
+    let destination = args.image.destination()?;
+    session.check_destination(&destination, args.image.tag.as_deref())?;
 
     // The run itself.
     let mut setup = session.setup();
@@ -77,7 +79,6 @@ pub fn run(global: &Global, args: &RunArgs) -> anyhow::Result<Exit> {
         bail!(exec::Error::Interrupted);
     }
     let new_layer = session.layer(&upper, args.sandbox.compression)?;
-    let destination = args.image.destination()?;
     let patch = Patch::now(format!("salve run: {}", output.command));
     let written = session.write(
         new_layer.as_ref(),

@@ -49,7 +49,7 @@ pub use self::platform::Platform;
 pub use self::read::open;
 pub use self::reference::{Destination, Name, Reference};
 use self::store::Store;
-pub use self::write::{Patch, Written, write, write_unless};
+pub use self::write::{Patch, Written, check_destination, write, write_unless};
 use crate::layer::Compression;
 
 /// The config label holding the original (never patched) image's manifest digest.
@@ -231,6 +231,13 @@ pub enum Error {
     /// A file or directory could not be read or written.
     #[error(transparent)]
     Io(#[from] io::Error),
+    /// The input image's files could not be read (a missing path, say).
+    #[error("opening image {reference}")]
+    Open {
+        reference: String,
+        #[source]
+        source: io::Error,
+    },
     /// A document salve writes could not be encoded.
     #[error("encoding JSON")]
     Json(#[from] serde_json::Error),
@@ -311,6 +318,9 @@ pub enum Error {
     /// destination is as it was.
     #[error("interrupted while writing the output; nothing was written")]
     Interrupted,
+    /// An archive destination that is a directory.
+    #[error("{path}: is a directory; an archive output needs a file name")]
+    DestinationIsDirectory { path: PathBuf },
     /// The destination exists and is not something salve may add to.
     #[error("{path}: exists and is not an OCI layout; remove it or pick another output")]
     DestinationExists { path: PathBuf },
@@ -661,39 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn writing_into_the_input_layout_adds_a_tag_and_keeps_the_original() {
-        let dir = tempfile::tempdir().unwrap();
-        layout(
-            dir.path(),
-            "1.0",
-            &two_layers(),
-            Compression::Gzip,
-            json!({}),
-        );
-        let image = open(&oci(dir.path(), None), None).unwrap();
-        let before: Vec<_> = fs_err::read_dir(dir.path().join("blobs/sha256"))
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .collect();
-        let dest: Destination = format!("oci:{}", dir.path().display()).parse().unwrap();
-        let written = write(&image, None, &Patch::now("t"), &dest, None).unwrap();
-        assert!(
-            written.bytes_written < 4096,
-            "only config, manifest and index: {}",
-            written.bytes_written
-        );
-
-        let original = open(&oci(dir.path(), Some("1.0")), None).unwrap();
-        assert_eq!(original.digest(), image.digest());
-        let patched = open(&oci(dir.path(), Some("1.0-patched")), None).unwrap();
-        assert_eq!(patched.digest(), &written.manifest_digest);
-        for path in before {
-            assert!(path.is_file(), "{} was removed", path.display());
-        }
-    }
-
-    #[test]
-    fn a_layout_output_never_retags_its_own_input() {
+    fn a_layout_output_never_changes_its_input_layout() {
         let dir = tempfile::tempdir().unwrap();
         layout(
             dir.path(),
@@ -705,19 +683,59 @@ mod tests {
         let index_before = fs_err::read(dir.path().join("index.json")).unwrap();
         let image = open(&oci(dir.path(), Some("1.0")), None).unwrap();
         let dest: Destination = format!("oci:{}", dir.path().display()).parse().unwrap();
-        let err = write(&image, None, &Patch::now("t"), &dest, Some("1.0")).unwrap_err();
-        assert!(matches!(err, Error::OutputIsInput(_)), "{err}");
-        assert!(err.to_string().contains("(1.0)"), "{err}");
+        for tag in [None, Some("1.0"), Some("1.0-other")] {
+            let err = write(&image, None, &Patch::now("t"), &dest, tag).unwrap_err();
+            assert!(matches!(err, Error::OutputIsInput(_)), "{tag:?}: {err}");
+        }
         assert_eq!(
             fs_err::read(dir.path().join("index.json")).unwrap(),
             index_before
         );
-        let still = open(&oci(dir.path(), Some("1.0")), None).unwrap();
-        assert_eq!(still.digest(), image.digest());
 
-        // Another tag in the same layout may be replaced by a new patch.
-        write(&image, None, &Patch::now("t"), &dest, Some("1.0-p")).unwrap();
-        write(&image, None, &Patch::now("u"), &dest, Some("1.0-p")).unwrap();
+        // Another layout may hold several salve outputs, one per tag, and a
+        // tag written again still names one image.
+        let out = tempfile::tempdir().unwrap();
+        let dest: Destination = format!("oci:{}", out.path().display()).parse().unwrap();
+        write(&image, None, &Patch::now("t"), &dest, Some("a")).unwrap();
+        write(&image, None, &Patch::now("t"), &dest, Some("b")).unwrap();
+        let again = write(&image, None, &Patch::now("u"), &dest, Some("a")).unwrap();
+        let index: serde_json::Value =
+            serde_json::from_slice(&fs_err::read(out.path().join("index.json")).unwrap()).unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+        let a = open(&oci(out.path(), Some("a")), None).unwrap();
+        assert_eq!(a.digest(), &again.manifest_digest);
+        assert!(open(&oci(out.path(), Some("b")), None).is_ok());
+    }
+
+    #[test]
+    fn outputs_are_readable_by_all_like_any_image_on_disk() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        layout(
+            &dir.path().join("in"),
+            "1",
+            &two_layers(),
+            Compression::Gzip,
+            json!({}),
+        );
+        let image = open(&oci(&dir.path().join("in"), None), None).unwrap();
+        let mode = |p: &Path| fs_err::metadata(p).unwrap().permissions().mode() & 0o777;
+        let out = dir.path().join("out");
+        let dest: Destination = format!("oci:{}", out.display()).parse().unwrap();
+        write(&image, None, &Patch::now("t"), &dest, Some("a")).unwrap();
+        write(&image, None, &Patch::now("t"), &dest, Some("b")).unwrap();
+        assert_eq!(mode(&out), 0o755);
+        assert_eq!(mode(&out.join("index.json")), 0o644);
+        for blob in fs_err::read_dir(out.join("blobs/sha256")).unwrap() {
+            let blob = blob.unwrap().path();
+            assert_eq!(mode(&blob) & 0o444, 0o444, "{}", blob.display());
+        }
+        let archive = dir.path().join("a.tar");
+        let dest: Destination = format!("oci-archive:{}", archive.display())
+            .parse()
+            .unwrap();
+        write(&image, None, &Patch::now("t"), &dest, Some("a")).unwrap();
+        assert_eq!(mode(&archive), 0o644);
     }
 
     #[test]

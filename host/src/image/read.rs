@@ -34,6 +34,16 @@ const CONTAINERD_NAME: &str = "io.containerd.image.name";
 /// Unsupported transports (registry, daemon), unreadable or malformed files, missing blobs,
 /// a missing platform or tag: each names the file and field at fault.
 pub fn open(reference: &Reference, platform: Option<&Platform>) -> Result<Image, Error> {
+    open_any(reference, platform).map_err(|e| match e {
+        Error::Io(source) => Error::Open {
+            reference: reference.to_string(),
+            source,
+        },
+        other => other,
+    })
+}
+
+fn open_any(reference: &Reference, platform: Option<&Platform>) -> Result<Image, Error> {
     let source = reference.to_string();
     match reference {
         Reference::OciLayout { path, tag } => {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{self, Read, Write};
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -120,6 +121,65 @@ pub fn write_unless(
         layers: output.layers.len(),
         bytes_written,
     })
+}
+
+/// Checks, before any work, that [`write`] could write `image` to `destination`: that it has
+/// a name to write under, is not the input, and is a place salve may write (a missing path
+/// whose nearest existing ancestor is a directory, an OCI layout or empty directory for a
+/// layout, a file or nothing for an archive).
+///
+/// # Errors
+///
+/// The same errors [`write`] would give for these.
+pub fn check_destination(
+    image: &Image,
+    destination: &Destination,
+    tag: Option<&str>,
+) -> Result<(), Error> {
+    output_name(image, destination, tag)?;
+    let (path, layout) = match destination {
+        Destination::OciLayout { path, .. } => (path.as_path(), true),
+        Destination::OciArchive { path, .. } | Destination::DockerArchive { path, .. } => {
+            (path.as_path(), false)
+        }
+    };
+    if same_file(path, image.store.path()) {
+        return Err(Error::OutputIsInput(path.to_owned()));
+    }
+    match std::fs::metadata(path) {
+        Ok(m) if layout && m.is_dir() => {
+            let empty = fs_err::read_dir(path)?.next().is_none();
+            if !empty && !path.join("oci-layout").is_file() {
+                return Err(Error::DestinationExists {
+                    path: path.to_owned(),
+                });
+            }
+        }
+        Ok(m) if !layout && !m.is_dir() => {}
+        Ok(_) if !layout => {
+            return Err(Error::DestinationIsDirectory {
+                path: path.to_owned(),
+            });
+        }
+        Ok(_) => {
+            return Err(Error::DestinationExists {
+                path: path.to_owned(),
+            });
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            // The nearest ancestor that exists must be a directory.
+            let mut ancestor = parent_of(path);
+            while !ancestor.exists() {
+                ancestor = parent_of(ancestor);
+            }
+            if !ancestor.is_dir() {
+                let e = io::Error::new(io::ErrorKind::NotADirectory, "not a directory");
+                return Err(with_path(e, ancestor).into());
+            }
+        }
+        Err(e) => return Err(with_path(e, path).into()),
+    }
+    Ok(())
 }
 
 /// The name to write under (see [`write`]).
@@ -367,9 +427,13 @@ fn write_layout(
     path: &Path,
     stop: &dyn Fn() -> bool,
 ) -> Result<u64, Error> {
-    match fs_err::metadata(path) {
+    // Salve never changes its input, not even to add a tag beside it.
+    if same_file(path, image.store.path()) {
+        return Err(Error::OutputIsInput(path.to_owned()));
+    }
+    match std::fs::metadata(path) {
         Ok(m) if m.is_dir() && path.join("oci-layout").is_file() => {
-            add_to_layout(output, image, path, stop)
+            add_to_layout(output, path, stop)
         }
         Ok(m) if m.is_dir() && fs_err::read_dir(path)?.next().is_none() => {
             new_layout(output, path, stop)
@@ -378,7 +442,7 @@ fn write_layout(
             path: path.to_owned(),
         }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => new_layout(output, path, stop),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(with_path(e, path).into()),
     }
 }
 
@@ -411,6 +475,8 @@ fn new_layout(output: &Output, path: &Path, stop: &dyn Fn() -> bool) -> Result<u
     }))?;
     fs_err::write(temp.path().join("index.json"), &index)?;
     written += (OCI_LAYOUT.len() + index.len()) as u64;
+    // A temporary directory is private (0700); the output is not.
+    fs_err::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o755))?;
     sync_dir(temp.path())?;
 
     unless(stop)?;
@@ -426,14 +492,8 @@ fn new_layout(output: &Output, path: &Path, stop: &dyn Fn() -> bool) -> Result<u
 /// Adds the image to an existing layout: new blobs first, then index.json swapped atomically.
 ///
 /// Existing blobs are never rewritten (they are named by digest), so an interrupted run
-/// leaves at most unreferenced blobs; the index keeps naming only complete images. The
-/// input's own entry is never replaced: a tag that names it is refused.
-fn add_to_layout(
-    output: &Output,
-    image: &Image,
-    path: &Path,
-    stop: &dyn Fn() -> bool,
-) -> Result<u64, Error> {
+/// leaves at most unreferenced blobs; the index keeps naming only complete images.
+fn add_to_layout(output: &Output, path: &Path, stop: &dyn Fn() -> bool) -> Result<u64, Error> {
     let index_path = path.join("index.json");
     let mut index: serde_json::Map<String, Value> =
         serde_json::from_slice(&fs_err::read(&index_path)?).map_err(|e| Error::InvalidField {
@@ -447,14 +507,6 @@ fn add_to_layout(
     };
     let tag = output.name.tag.as_str();
     let names_tag = |m: &Value| m["annotations"][REF_NAME].as_str() == Some(tag);
-    let input = image.digest().to_string();
-    let is_input = |m: &Value| m["digest"].as_str() == Some(input.as_str());
-    if same_file(path, image.store.path()) && manifests.iter().any(|m| names_tag(m) && is_input(m))
-    {
-        return Err(Error::OutputIsInput(
-            path.join(format!("index.json ({tag})")),
-        ));
-    }
 
     let blobs = path.join("blobs/sha256");
     fs_err::create_dir_all(&blobs)?;
@@ -501,6 +553,7 @@ fn place_blob(blob: &Blob, dir: &Path) -> Result<u64, Error> {
             )
         })?;
     copy_checked(blob, temp.as_file_mut(), &target)?;
+    readable(&temp).map_err(|e| with_path(e, temp.path()))?;
     temp.as_file()
         .sync_all()
         .map_err(|e| with_path(e, temp.path()))?;
@@ -587,7 +640,7 @@ fn write_archive(
         return Err(Error::OutputIsInput(path.to_owned()));
     }
     if path.is_dir() {
-        return Err(Error::DestinationExists {
+        return Err(Error::DestinationIsDirectory {
             path: path.to_owned(),
         });
     }
@@ -632,6 +685,7 @@ fn write_archive(
     buffered.into_inner().map_err(|e| failed(e.into_error()))?;
     temp.as_file().sync_all().map_err(failed)?;
     let written = temp.as_file().metadata().map_err(failed)?.len();
+    readable(&temp).map_err(failed)?;
 
     unless(stop)?;
     temp.persist(path).map_err(|e| with_path(e.error, path))?;
@@ -683,11 +737,18 @@ fn replace_file(path: &Path, bytes: &[u8]) -> Result<(), Error> {
         })?;
     temp.write_all(bytes)
         .map_err(|e| with_path(e, temp.path()))?;
+    readable(&temp).map_err(|e| with_path(e, temp.path()))?;
     temp.as_file()
         .sync_all()
         .map_err(|e| with_path(e, temp.path()))?;
     temp.persist(path).map_err(|e| with_path(e.error, path))?;
     Ok(())
+}
+
+/// Makes a temporary file (created 0600) readable by all, as the output it becomes.
+fn readable(temp: &tempfile::NamedTempFile) -> io::Result<()> {
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o644))
 }
 
 /// [`Error::Interrupted`] once `stop` says so.

@@ -34,6 +34,9 @@ fn main() -> Result<ExitCode> {
     if !missing.is_empty() {
         bail!("the demo builds a test image, but {}", missing.join("; "));
     }
+    // The report needs the advisory records: find them before minutes of
+    // image building, not after.
+    salve_tests::advisories::load().context("loading advisories")?;
 
     // The image and its report.
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
