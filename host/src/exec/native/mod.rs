@@ -19,11 +19,13 @@
 //!   `Spec`, so the same config serves `crun` or `youki` (the `runtime`
 //!   program of [`Setup`](crate::exec::Setup)).
 //!
-//! Measured by `benches/step.rs` on the development machine (2 shared
-//! cores, medians): one probe of `/bin/true` (snapshot, mount, runc start
-//! and stop, unmount) about 110 ms, of which runc itself about 45 ms and the
-//! snapshot about 20 ms; `chroot` of the same command about 3 ms. `crun`
-//! fails on this machine's hybrid cgroup setup.
+//! Measured by `cargo bench -p salve --bench step` on the development
+//! machine (2 cores, otherwise idle; medians of 30): one probe of
+//! `/bin/true` (snapshot, mount, runc start and stop, unmount) 38 ms, of
+//! which `runc run` on an open snapshot 26 ms and opening and dropping the
+//! snapshot 3 ms; `chroot` of the same command 1.6 ms. Earlier runs on a
+//! busy machine gave about 110 ms. `crun` fails on this machine's hybrid
+//! cgroup setup.
 //!
 //! # Layout of a workspace
 //!
