@@ -357,17 +357,32 @@ fn patching_a_patched_image_replaces_the_previous_patch_layer() {
     assert_eq!(patched.base_digest(), input.digest());
     fs_err::write(upper.join("etc/second"), "2").unwrap();
     let second = layer::write(&upper, Compression::Zstd, None, &dirs.path().join("blobs")).unwrap();
-    image::write(
+    // Never into the layout the input came from: salve leaves its input be.
+    let err = image::write(
         &patched,
         Some(&second),
         &Patch::now("second"),
         &destination,
         Some("p2"),
     )
+    .unwrap_err();
+    assert!(matches!(err, image::Error::OutputIsInput(_)), "{err}");
+    let again = dirs.path().join("again");
+    let again_destination = Destination::OciLayout {
+        path: again.clone(),
+        tag: None,
+    };
+    image::write(
+        &patched,
+        Some(&second),
+        &Patch::now("second"),
+        &again_destination,
+        Some("p2"),
+    )
     .unwrap();
-    validate::image(&layout).unwrap();
+    validate::image(&again).unwrap();
 
-    let twice = open(&format!("oci:{}:p2", layout.display()));
+    let twice = open(&format!("oci:{}:p2", again.display()));
     assert_eq!(
         twice.layers().len(),
         input.layers().len() + 1,
@@ -387,9 +402,9 @@ fn patching_a_patched_image_replaces_the_previous_patch_layer() {
         comments.contains(&"second") && !comments.contains(&"first"),
         "{comments:?}"
     );
-    // The first image is still in the layout, untouched.
+    // The first image's layout is untouched.
     assert_eq!(
-        open(&format!("oci:{}:p1", layout.display())).digest(),
+        open(&format!("oci:{}", layout.display())).digest(),
         patched.digest()
     );
 }
