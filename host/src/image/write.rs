@@ -97,12 +97,13 @@ pub fn write_unless(
     stop: &dyn Fn() -> bool,
 ) -> Result<Written, Error> {
     let name = output_name(image, destination, tag)?;
+    check_path(image, destination)?;
     let output = Output::build(image, layer, patch, name)?;
     debug!(%destination, name = %output.name, manifest = %output.manifest_digest, "writing image");
 
     let bytes_written = match destination {
-        Destination::OciLayout { path, .. } => write_layout(&output, image, path, stop)?,
-        Destination::OciArchive { path, .. } => write_archive(&output, image, path, false, stop)?,
+        Destination::OciLayout { path, .. } => write_layout(&output, path, stop)?,
+        Destination::OciArchive { path, .. } => write_archive(&output, path, false, stop)?,
         Destination::DockerArchive { path, .. } => {
             if output
                 .layers
@@ -111,7 +112,7 @@ pub fn write_unless(
             {
                 warn!(%destination, "the image has zstd layers: Docker before 23.0 cannot load it");
             }
-            write_archive(&output, image, path, true, stop)?
+            write_archive(&output, path, true, stop)?
         }
     };
     Ok(Written {
@@ -137,6 +138,12 @@ pub fn check_destination(
     tag: Option<&str>,
 ) -> Result<(), Error> {
     output_name(image, destination, tag)?;
+    check_path(image, destination)
+}
+
+/// The place half of [`check_destination`]: not the input (salve never changes its input,
+/// not even to add a tag beside it), and a place salve may write.
+fn check_path(image: &Image, destination: &Destination) -> Result<(), Error> {
     let (path, layout) = match destination {
         Destination::OciLayout { path, .. } => (path.as_path(), true),
         Destination::OciArchive { path, .. } | Destination::DockerArchive { path, .. } => {
@@ -421,28 +428,12 @@ pub(crate) fn manifest(
 }
 
 /// Writes (or adds to) an OCI layout directory; returns the bytes written.
-fn write_layout(
-    output: &Output,
-    image: &Image,
-    path: &Path,
-    stop: &dyn Fn() -> bool,
-) -> Result<u64, Error> {
-    // Salve never changes its input, not even to add a tag beside it.
-    if same_file(path, image.store.path()) {
-        return Err(Error::OutputIsInput(path.to_owned()));
-    }
-    match std::fs::metadata(path) {
-        Ok(m) if m.is_dir() && path.join("oci-layout").is_file() => {
-            add_to_layout(output, path, stop)
-        }
-        Ok(m) if m.is_dir() && fs_err::read_dir(path)?.next().is_none() => {
-            new_layout(output, path, stop)
-        }
-        Ok(_) => Err(Error::DestinationExists {
-            path: path.to_owned(),
-        }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => new_layout(output, path, stop),
-        Err(e) => Err(with_path(e, path).into()),
+/// Adds to an existing layout, else makes one (`check_path` has vetted `path`).
+fn write_layout(output: &Output, path: &Path, stop: &dyn Fn() -> bool) -> Result<u64, Error> {
+    if path.join("oci-layout").is_file() {
+        add_to_layout(output, path, stop)
+    } else {
+        new_layout(output, path, stop)
     }
 }
 
@@ -628,22 +619,14 @@ impl Read for HashingReader<'_> {
     }
 }
 
-/// Writes an OCI archive (or a docker-archive, which is the same plus `manifest.json`).
+/// Writes an OCI archive (or a docker-archive, which is the same plus `manifest.json`) to
+/// `path`, which `check_path` has vetted.
 fn write_archive(
     output: &Output,
-    image: &Image,
     path: &Path,
     docker: bool,
     stop: &dyn Fn() -> bool,
 ) -> Result<u64, Error> {
-    if same_file(path, image.store.path()) {
-        return Err(Error::OutputIsInput(path.to_owned()));
-    }
-    if path.is_dir() {
-        return Err(Error::DestinationIsDirectory {
-            path: path.to_owned(),
-        });
-    }
     let parent = parent_of(path);
     fs_err::create_dir_all(parent)?;
     let temp = tempfile::Builder::new()
