@@ -183,6 +183,16 @@ fn sh(script: &str) -> RunSpec {
     RunSpec::new(["sh", "-c", script])
 }
 
+/// `salve run` on the Python test image, writing to `output`, with this
+/// file's layer cache; the caller adds options and `-- COMMAND...`.
+fn salve_run(built: &salve_tests::BuiltImage, output: &str) -> Command {
+    let mut command = salve();
+    command
+        .args(["run", "-i", &built.oci_ref(), "-o", output])
+        .env("SALVE_CACHE_DIR", LAYER_CACHE);
+    command
+}
+
 #[test]
 fn read_only_commands_leave_an_empty_layer() {
     let Some(run) = Run::new("read_only_commands_leave_an_empty_layer") else {
@@ -628,12 +638,10 @@ fn salve_run_writes_the_image_plus_the_commands_changes() {
     };
     let built = images::python().unwrap();
     let out = run.scratch.path().join("out");
-    let result = salve()
-        .args(["--json", "run", "-i", &built.oci_ref(), "-o"])
-        .arg(format!("oci:{}:after-run", out.display()))
+    let result = salve_run(&built, &format!("oci:{}:after-run", out.display()))
+        .arg("--json")
         .args(["-e", "GREETING=hi", "--", "sh", "-c"])
         .arg("echo $GREETING > /opt/greeting; rm /etc/issue.net; echo done")
-        .env("SALVE_CACHE_DIR", LAYER_CACHE)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
@@ -669,11 +677,8 @@ fn salve_run_of_a_failing_command_writes_nothing_and_says_why() {
     };
     let built = images::python().unwrap();
     let out = run.scratch.path().join("out");
-    let result = salve()
-        .args(["run", "-i", &built.oci_ref(), "-o"])
-        .arg(format!("oci:{}", out.display()))
+    let result = salve_run(&built, &format!("oci:{}", out.display()))
         .args(["--", "sh", "-c", "echo 'E: broken' >&2; exit 100"])
-        .env("SALVE_CACHE_DIR", LAYER_CACHE)
         .output()
         .unwrap();
     assert_eq!(result.status.code(), Some(1));
@@ -727,11 +732,8 @@ fn an_output_that_fills_the_disk_leaves_nothing_behind() {
     let full = run.scratch.path().join("full");
     let disk = SmallDisk::mount(&full, "8m");
     let out = full.join("out.tar");
-    let result = salve()
-        .args(["run", "-i", &built.oci_ref(), "-o"])
-        .arg(format!("docker-archive:{}", out.display()))
+    let result = salve_run(&built, &format!("docker-archive:{}", out.display()))
         .args(["-t", "salve-test/full:1", "--", "touch", "/opt/full"])
-        .env("SALVE_CACHE_DIR", LAYER_CACHE)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&result.stderr);
@@ -757,11 +759,8 @@ fn signal_while_writing(
     use rustix::process::{Pid, Signal, kill_process};
     let built = images::python().unwrap();
     let out = dir.join("out.tar");
-    let mut child = salve()
-        .args(["run", "-i", &built.oci_ref(), "-o"])
-        .arg(format!("docker-archive:{}", out.display()))
+    let mut child = salve_run(&built, &format!("docker-archive:{}", out.display()))
         .args(["-t", "salve-test/cut:1", "--", "touch", "/opt/cut"])
-        .env("SALVE_CACHE_DIR", LAYER_CACHE)
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
@@ -867,11 +866,9 @@ fn a_bad_output_is_refused_before_any_step_runs() {
     let index_before = fs_err::read(built.oci_layout.join("index.json")).unwrap();
     for (output, extra, expected) in cases {
         // salve run prints the command's output: it must never get that far.
-        let result = salve()
-            .args(["run", "-i", &built.oci_ref(), "-o", &output])
+        let result = salve_run(&built, &output)
             .args(&extra)
             .args(["--", "echo", "the-command-ran"])
-            .env("SALVE_CACHE_DIR", LAYER_CACHE)
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&result.stderr);
